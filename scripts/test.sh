@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Run the whole test suite: unit tests, every chapter notebook under nbval (strict: outputs are
+# compared, with the sanitize rules in tests/nbval_sanitize.cfg), the exercise-grading tests, and
+# a book build with Sphinx warnings as errors (tests/test_book.py). Installs what it needs first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python}"
+bash scripts/install.sh book,test
+export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"  # fail fast instead of retrying downloads offline
+export MPLBACKEND=Agg
+"$PYTHON" -m pytest tests notebooks \
+  --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+  -p no:cacheprovider -ra "$@"
