@@ -27,7 +27,7 @@ from __future__ import annotations
 import itertools
 import warnings
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, NamedTuple
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -236,7 +236,8 @@ def _log(window: _Window, history: TrainHistory, step: int, tokens: int,
                     refresh=False)
 
 
-def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True) -> TrainResult:
+def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
+              callback: Callable[[int, object], None] | None = None) -> TrainResult:
     """Train ``sae`` in place with Adam; return its history. Introduced in Chapter 2.
 
     Parameters
@@ -251,6 +252,9 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True) 
         Defaults to ``TrainConfig()``.
     progress : bool
         Show a tqdm progress bar (works in notebooks and terminals).
+    callback : callable ``callback(step, sae)``, optional
+        Called after every history row (every ``cfg.log_every`` steps and at the end), for
+        measurements the history does not hold, such as MMCS against known features.
 
     Returns
     -------
@@ -335,9 +339,13 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True) 
                 tracker.reset(dead)
             if done % cfg.log_every == 0:
                 _log(window, history, done, tokens, tracker, lr, bar)
+                if callback is not None:
+                    callback(done, sae)
             bar.update(1)
         if window.n_steps > 0:  # the last, partial window
             _log(window, history, done, tokens, tracker, lr, bar)
+            if callback is not None:
+                callback(done, sae)
     finally:
         bar.close()
         sae.train(was_training)

@@ -312,3 +312,14 @@ def test_bad_input(data):
                               ("adam_betas", (0.9, 1.0), "adam_betas must be two numbers")]:
         with pytest.raises(ValueError, match=msg):
             TrainConfig(**{field: value})
+
+
+def test_callback_is_called_after_every_history_row():
+    torch.manual_seed(0)
+    sae = make_sae(TopKConfig(d_in=8, d_sae=16, k=2))
+    data = torch.randn(256, 8)
+    calls = []
+    result = train_sae(sae, data, TrainConfig(n_steps=25, batch_size=32, log_every=10),
+                       progress=False, callback=lambda step, s: calls.append((step, s is sae)))
+    assert calls == [(10, True), (20, True), (25, True)]
+    assert result.history.step == [10, 20, 25]
