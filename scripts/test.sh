@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Run the whole test suite: unit tests, every chapter notebook under nbval (strict: outputs are
 # compared, with the sanitize rules in tests/nbval_sanitize.cfg), the exercise-grading tests, and
-# a book build with Sphinx warnings as errors (tests/test_book.py). Installs what it needs first.
+# a book build with Sphinx warnings as errors (tests/test_book.py), and every page of the built
+# book in headless Chromium with the network blocked (tests/test_browser.py; screenshots in
+# artifacts/screenshots/). Installs what it needs first: the package with its extras, the book's
+# npm packages, and Debian's chromium through apt-get when no Chromium is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python}"
-bash scripts/install.sh book,test
+bash scripts/install.sh book,test,browser
 export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"  # fail fast instead of retrying downloads offline
 export MPLBACKEND=Agg
 "$PYTHON" -m pytest tests notebooks \

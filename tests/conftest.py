@@ -1,0 +1,35 @@
+"""Fixtures shared by the book tests: one book build per test session.
+
+tests/test_book.py (the HTML on disk) and tests/test_browser.py (the pages in headless Chromium)
+both use ``book_html``, so the book is built once, with Sphinx warnings as errors, into a
+temporary folder (the reader's _build/ is left alone).
+"""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def toc_files() -> list[str]:
+    """The documents listed in _toc.yml (``file:`` entries), in order."""
+    return re.findall(r"file:\s*(\S+)", (ROOT / "_toc.yml").read_text())
+
+
+@pytest.fixture(scope="session")
+def book_html(tmp_path_factory) -> Path:
+    """Build the book once (warnings are errors) and return its ``_build/html`` folder."""
+    out = tmp_path_factory.mktemp("book")
+    build = subprocess.run(
+        [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
+         "build", str(ROOT), "--path-output", str(out), "--warningiserror", "--keep-going"],
+        capture_output=True, text=True, timeout=1200,
+    )
+    log = (build.stdout + build.stderr)[-6000:]
+    assert build.returncode == 0, (
+        "book build failed (warnings are errors; the offline assets come from "
+        f"`bash scripts/install.sh book`):\n{log}")
+    return out / "_build" / "html"
