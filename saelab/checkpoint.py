@@ -23,12 +23,14 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 import saelab
-from saelab.sae_config import JumpReLUConfig, L1Config, TopKConfig
+from saelab.sae_config import (BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config,
+                                TopKConfig)
 from saelab.torch_sae import SAE_CLASSES, make_sae
 
 __all__ = ["save_sae", "load_sae", "read_config"]
 
-CONFIG_CLASSES = {cls.family: cls for cls in (L1Config, TopKConfig, JumpReLUConfig)}
+CONFIG_CLASSES = {cls.family: cls for cls in (L1Config, TopKConfig, JumpReLUConfig, BatchTopKConfig,
+                                              GatedConfig)}
 _KEYS = ("saelab_family", "saelab_config", "saelab_version")
 
 
@@ -101,9 +103,11 @@ def _expected(expect):
             raise ValueError(f"expect must be one of {sorted(CONFIG_CLASSES)}, got {expect!r}")
         return expect, None
     if isinstance(expect, type):
-        for family in CONFIG_CLASSES:
-            if issubclass(expect, (CONFIG_CLASSES[family], SAE_CLASSES[family])):
-                return family, None
+        # an exact match first: BatchTopKSAE subclasses TopKSAE but is its own family
+        for match in (lambda c, k: c is k, issubclass):
+            for family in CONFIG_CLASSES:
+                if any(match(expect, k) for k in (CONFIG_CLASSES[family], SAE_CLASSES[family])):
+                    return family, None
     elif getattr(expect, "family", None) in CONFIG_CLASSES and hasattr(expect, "d_sae"):
         return expect.family, expect
     raise ValueError(f"expect must be a family name, an SAE or config class, or a config, "

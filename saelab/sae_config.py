@@ -1,4 +1,4 @@
-"""Configuration dataclasses for the three SAE families, shared by the NumPy and torch twins.
+"""Configuration dataclasses for the SAE families, shared by the NumPy and torch twins.
 
 Every sparse autoencoder in saelab computes
 
@@ -16,6 +16,10 @@ reconstruction error:
 * ``JumpReLUConfig``: z * H(z - theta) with a learned threshold and an L0 penalty trained with
   straight-through pseudo-gradients (Rajamanoharan et al. 2024, arXiv:2407.14435).
   Taught in Chapter 4.
+* ``BatchTopKConfig``: keep the k * batch largest pre-activations of the whole batch in training
+  and a running threshold at inference (Bussmann et al. 2024, arXiv:2412.06410). Chapter 4.
+* ``GatedConfig``: a gate path (which latents fire, with an L1 penalty) and a magnitude path
+  (how strongly) sharing W_enc (Rajamanoharan et al. 2024, arXiv:2404.16014). Chapter 4.
 
 Default coefficients assume inputs scaled so that E||x||^2 is about 1 (as in the JumpReLU paper);
 raise the sparsity coefficients for larger-scale inputs.
@@ -98,5 +102,44 @@ class JumpReLUConfig:
         check_positive("threshold_init", self.threshold_init)
 
 
-SAEConfig = L1Config | TopKConfig | JumpReLUConfig
-"""Any of the three family configs (for type hints)."""
+@dataclass
+class BatchTopKConfig:
+    """BatchTopK SAE: top k * batch over the whole batch, a running threshold at inference,
+    AuxK for dead latents (Bussmann et al. 2024, arXiv:2412.06410; Chapter 4)."""
+
+    family: ClassVar[str] = "batchtopk"
+
+    d_in: int = 64  # width of the activations being decomposed (toy-data default)
+    d_sae: int = 512  # number of latents; 8x expansion is enough for the toy data
+    k: int = 32  # average active latents per input; the batch keeps k * batch in all
+    k_aux: int = 256  # dead latents used by AuxK (as for TopK); capped at the number dead
+    aux_coeff: float = 1 / 32  # AuxK weight alpha, as for TopK (Gao et al. 2024)
+    threshold_decay: float = 0.99  # EMA decay of the inference threshold; ~100-batch memory
+
+    def __post_init__(self) -> None:
+        _check_sizes(self.d_in, self.d_sae)
+        check_int_in_range("k", self.k, 1, self.d_sae)
+        check_int_in_range("k_aux", self.k_aux, 1)
+        check_nonnegative("aux_coeff", self.aux_coeff)
+        if not 0.0 <= check_nonnegative("threshold_decay", self.threshold_decay) < 1.0:
+            raise ValueError(f"threshold_decay must be in [0, 1), got {self.threshold_decay}")
+
+
+@dataclass
+class GatedConfig:
+    """Gated SAE: gate path with a norm-weighted L1 penalty and an auxiliary reconstruction,
+    magnitude path without a penalty (Rajamanoharan et al. 2024, arXiv:2404.16014; Chapter 4)."""
+
+    family: ClassVar[str] = "gated"
+
+    d_in: int = 64  # width of the activations being decomposed (toy-data default)
+    d_sae: int = 512  # number of latents; 8x expansion is enough for the toy data
+    l1_coeff: float = 0.1  # lambda on sum_i ReLU(pi_gate_i) ||W_dec,i||; only the gate shrinks
+
+    def __post_init__(self) -> None:
+        _check_sizes(self.d_in, self.d_sae)
+        check_nonnegative("l1_coeff", self.l1_coeff)
+
+
+SAEConfig = L1Config | TopKConfig | JumpReLUConfig | BatchTopKConfig | GatedConfig
+"""Any of the family configs (for type hints)."""

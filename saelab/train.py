@@ -285,7 +285,7 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
 
     opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps)
     tracker = DeadLatentTracker(d_sae, cfg.dead_window_tokens, device=device)
-    last_good = {name: p.detach().clone() for name, p in sae.named_parameters()}
+    last_good = {name: t.detach().clone() for name, t in sae.state_dict().items()}  # + buffers
     history, resampled, window = TrainHistory(), [], _Window(device)
     resample_until = cfg.n_steps - int(np.ceil(cfg.lr_decay_frac * cfg.n_steps))
     tokens, done, lr, was_training = 0, 0, cfg.lr, sae.training
@@ -308,15 +308,14 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
             loss = out.loss - (1.0 - factor) * out.sparsity_loss  # [] sparsity warm-up
             with torch.no_grad():
                 if not bool(torch.isfinite(loss)):
-                    for name, p in sae.named_parameters():
-                        p.copy_(last_good[name])
+                    sae.load_state_dict(last_good)
                     raise TrainingDivergedError(
                         f"loss became {loss.item()} at step {step + 1} (lr={lr:.3g}); the SAE "
                         f"holds the last weights with a finite loss. Try a lower learning rate "
                         f"(e.g. lr={cfg.lr / 10:.3g}) or check the scale of the data.",
                         step + 1, history)
-                for name, p in sae.named_parameters():
-                    last_good[name].copy_(p)
+                for name, t in sae.state_dict().items():
+                    last_good[name].copy_(t)
 
             opt.zero_grad(set_to_none=True)
             loss.backward()

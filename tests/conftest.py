@@ -33,3 +33,19 @@ def book_html(tmp_path_factory) -> Path:
         "book build failed (warnings are errors; the offline assets come from "
         f"`bash scripts/install.sh book`):\n{log}")
     return out / "_build" / "html"
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one torch thread, then restore the old count.
+
+    The toy-sized matrices of the training tests gain nothing from a second thread, and one thread
+    is immune to the oversubscription of a busy machine (where two threads can be many times
+    slower). Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -79,7 +79,7 @@ def test_wrong_family_or_shape_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match=r"d_sae=24; expected a topk SAE with d_in=8, d_sae=12"):
         load_sae(path, expect=make_sae(TopKConfig(d_in=8, d_sae=12, k=3)))
     with pytest.raises(ValueError, match="expect must be"):
-        load_sae(path, expect="gated")
+        load_sae(path, expect="ghost")
 
 
 def test_missing_corrupt_and_foreign_files(tmp_path):

@@ -19,6 +19,29 @@ from saelab.exercises.student import make_student_notebook
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
+L1_BACKWARD = """def l1_sae_backward(x, params, l1_coeff):
+    W_enc, b_enc, W_dec, b_dec = (params[k] for k in ("W_enc", "b_enc", "W_dec", "b_dec"))
+    batch = {batch}
+    x_c = x - b_dec
+    z = x_c @ W_enc + b_enc
+    f = np.maximum(z, 0.0)
+    x_hat = f @ W_dec + b_dec
+    norms = np.linalg.norm(W_dec, axis=1)
+    g_xhat = 2.0 / batch * (x_hat - x)
+    g_W_dec = f.T @ g_xhat + l1_coeff / batch * f.sum(axis=0)[:, None] * W_dec / norms[:, None]
+    g_f = g_xhat @ W_dec.T + l1_coeff / batch * norms
+    g_z = {g_z}
+    return {{"W_enc": x_c.T @ g_z, "b_enc": g_z.sum(axis=0), "W_dec": g_W_dec,
+            "b_dec": g_xhat.sum(axis=0) - W_enc @ g_z.sum(axis=0)}}
+"""
+
+TOPK = """def topk_relu(pre_acts, k):
+    idx = np.argpartition(pre_acts, {kth}, axis=-1)[:, {keep}]
+    f = np.zeros_like(pre_acts)
+    np.put_along_axis(f, idx, {values}, axis=-1)
+    return f
+"""
+
 # chapter -> exercise name -> [(function source a student might write, words the hint must contain)]
 WRONG_ANSWERS = {
     "01_superposition": {
@@ -54,6 +77,88 @@ WRONG_ANSWERS = {
              "    G = F.T @ F - np.eye(F.shape[1])\n"
              "    return (G ** 2).sum(axis=1)\n",
              "you forgot the factor p"),
+        ],
+    },
+    "02_sae_from_scratch": {
+        "l1_sae_backward": [
+            (L1_BACKWARD.format(batch="1", g_z="g_f * (z > 0)"), "the gradients are B times too large"),
+            (L1_BACKWARD.format(batch="x.shape[0]", g_z="g_f"), "the encoder gradients ignore the ReLU"),
+        ],
+        "project_decoder_grad": [
+            ("def project_decoder_grad(W_dec, grad_W_dec):\n"
+             "    coef = (grad_W_dec * W_dec).sum(axis=0, keepdims=True) / (W_dec**2).sum(axis=0, keepdims=True)\n"
+             "    return grad_W_dec - coef * W_dec\n",
+             "you projected along the columns of W_dec"),
+            ("def project_decoder_grad(W_dec, grad_W_dec):\n"
+             "    coef = (grad_W_dec * W_dec).sum(axis=1, keepdims=True) / (W_dec**2).sum(axis=1, keepdims=True)\n"
+             "    return coef * W_dec\n",
+             "you returned the parallel component"),
+        ],
+        "topk_relu": [
+            (TOPK.format(kth="k", keep=":k", values="np.maximum(np.take_along_axis(pre_acts, idx, axis=-1), 0)"),
+             "you kept the k SMALLEST pre-activations"),
+            (TOPK.format(kth="-k", keep="-k:", values="np.take_along_axis(pre_acts, idx, axis=-1)"),
+             "the ReLU is missing"),
+        ],
+    },
+    "03_lasso": {
+        "nonneg_soft_threshold": [
+            ("def nonneg_soft_threshold(v, t):\n    return np.sign(v) * np.maximum(np.abs(v) - t, 0)\n",
+             "you wrote the signed soft threshold"),
+            ("def nonneg_soft_threshold(v, t):\n    return np.maximum(v, 0) - t\n",
+             "you subtracted t after the ReLU"),
+        ],
+        "ista_step": [
+            ("def ista_step(x, D, z, lam, eta):\n"
+             "    return np.maximum(z - eta * (z @ D - x) @ D.T - eta * lam, 0)\n",
+             "you forgot the factor 2"),
+            ("def ista_step(x, D, z, lam, eta):\n"
+             "    return np.maximum(z - eta * 2 * (z @ D - x) @ D.T - lam, 0)\n",
+             "the threshold is missing the step size"),
+        ],
+        "ista_encoder": [
+            ("def ista_encoder(D, lam, eta):\n    return 2 * eta * D.T, np.full(D.shape[0], -lam)\n",
+             "b_enc is missing the step size"),
+            ("def ista_encoder(D, lam, eta):\n    return eta * D.T, np.full(D.shape[0], -eta * lam)\n",
+             "W_enc is missing the factor 2"),
+        ],
+    },
+    "04_shrinkage": {
+        "topk_backward": [
+            ("def topk_backward(pre_acts, k, grad_f):\n    return grad_f * (pre_acts > 0)\n",
+             "ignores the TopK selection"),
+            ("def topk_backward(pre_acts, k, grad_f):\n"
+             "    idx = np.argpartition(pre_acts, -k, axis=-1)[:, -k:]\n"
+             "    mask = np.zeros_like(grad_f)\n"
+             "    np.put_along_axis(mask, idx, 1.0, axis=-1)\n"
+             "    return grad_f * mask\n",
+             "the ReLU is missing"),
+        ],
+        "batch_topk_relu": [
+            ("def batch_topk_relu(pre_acts, k):\n"
+             "    idx = np.argpartition(pre_acts, -k, axis=-1)[:, -k:]\n"
+             "    f = np.zeros_like(pre_acts)\n"
+             "    np.put_along_axis(f, idx, np.maximum(np.take_along_axis(pre_acts, idx, axis=-1), 0), axis=-1)\n"
+             "    return f\n",
+             "that is TopK"),
+            ("def batch_topk_relu(pre_acts, k):\n"
+             "    flat = pre_acts.ravel()\n"
+             "    idx = np.argsort(flat)[-k * pre_acts.shape[0]:]\n"
+             "    f = np.zeros_like(flat)\n"
+             "    f[idx] = flat[idx]\n"
+             "    return f.reshape(pre_acts.shape)\n",
+             "the ReLU is missing"),
+        ],
+        "jumprelu_threshold_grad": [
+            ("def jumprelu_threshold_grad(z, theta, bandwidth, grad_f, l0_coeff):\n"
+             "    kernel = np.abs((z - theta) / bandwidth) < 0.5\n"
+             "    return ((-(theta / bandwidth) * grad_f) * kernel).sum(axis=0)\n",
+             "L0 penalty's gradient is missing"),
+            ("def jumprelu_threshold_grad(z, theta, bandwidth, grad_f, l0_coeff):\n"
+             "    kernel = np.abs((z - theta) / bandwidth) < 0.5\n"
+             "    per = -(1 / bandwidth) * grad_f - l0_coeff / (z.shape[0] * bandwidth)\n"
+             "    return (per * kernel).sum(axis=0)\n",
+             "jump height 1"),
         ],
     },
 }

@@ -8,7 +8,7 @@ import torch
 
 from saelab import numpy_sae as ns
 from saelab import torch_sae as ts
-from saelab.sae_config import JumpReLUConfig, L1Config, TopKConfig
+from saelab.sae_config import BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config, TopKConfig
 
 D_IN, D_SAE = 6, 12
 
@@ -30,6 +30,17 @@ D_IN, D_SAE = 6, 12
         (lambda: JumpReLUConfig(D_IN, D_SAE, threshold_init=0), r"threshold_init must be positive, got 0"),
         (lambda: L1Config(0, D_SAE), r"d_in must be at least 1, got 0"),
         (lambda: TopKConfig(D_IN, -4, k=1), r"d_sae must be at least 1, got -4"),
+        (lambda: BatchTopKConfig(D_IN, D_SAE, k=0), r"k must be in 1\.\.12, got 0"),
+        (lambda: BatchTopKConfig(D_IN, D_SAE, k=13), r"k must be in 1\.\.12, got 13"),
+        (lambda: BatchTopKConfig(D_IN, D_SAE, k=2, k_aux=0), r"k_aux must be at least 1, got 0"),
+        (lambda: BatchTopKConfig(D_IN, D_SAE, k=2, aux_coeff=-1), r"aux_coeff must be non-negative, got -1"),
+        (lambda: BatchTopKConfig(D_IN, D_SAE, k=2, threshold_decay=1.0),
+         r"threshold_decay must be in \[0, 1\), got 1\.0"),
+        (lambda: BatchTopKConfig(D_IN, D_SAE, k=2, threshold_decay=-0.5),
+         r"threshold_decay must be non-negative, got -0\.5"),
+        (lambda: GatedConfig(D_IN, D_SAE, l1_coeff=-0.1), r"l1_coeff must be non-negative, got -0\.1"),
+        (lambda: GatedConfig(D_IN, D_SAE, l1_coeff=float("inf")), r"l1_coeff must be finite, got inf"),
+        (lambda: GatedConfig(D_IN, 0), r"d_sae must be at least 1, got 0"),
     ],
 )
 def test_bad_config_values(make, pattern):
@@ -37,7 +48,8 @@ def test_bad_config_values(make, pattern):
         make()
 
 
-CFGS = [L1Config(D_IN, D_SAE), TopKConfig(D_IN, D_SAE, k=3), JumpReLUConfig(D_IN, D_SAE)]
+CFGS = [L1Config(D_IN, D_SAE), TopKConfig(D_IN, D_SAE, k=3), JumpReLUConfig(D_IN, D_SAE),
+        BatchTopKConfig(D_IN, D_SAE, k=3), GatedConfig(D_IN, D_SAE)]
 
 
 def build(twin, cfg):
@@ -93,17 +105,19 @@ def test_bad_dead_mask(twin):
         sae(x, dead_mask=wrong_dtype)
 
 
+@pytest.mark.parametrize("cfg", [CFGS[1], CFGS[3]], ids=lambda c: c.family)
 @pytest.mark.parametrize("twin", ["numpy", "torch"])
-def test_auxk_needs_two_rows(twin):
-    sae = build(twin, CFGS[1])
+def test_auxk_needs_two_rows(twin, cfg):
+    sae = build(twin, cfg)
     mask = np.ones(D_SAE, dtype=bool)
     mask = mask if twin == "numpy" else torch.from_numpy(mask)
     with pytest.raises(ValueError, match=r"x must have at least 2 rows .*got 1"):
         sae(good_x(twin, batch=1), dead_mask=mask)
 
 
-def test_numpy_backward_checks_x():
-    sae = build("numpy", CFGS[0])
+@pytest.mark.parametrize("cfg", [CFGS[0], CFGS[4]], ids=lambda c: c.family)
+def test_numpy_backward_checks_x(cfg):
+    sae = build("numpy", cfg)
     x = good_x("numpy")
     out = sae(x)
     with pytest.raises(ValueError, match=r"x must have shape \(any, 6\), got \(4, 5\)"):
@@ -115,7 +129,14 @@ def test_config_of_wrong_family(twin):
     module = ns if twin == "numpy" else ts
     with pytest.raises(ValueError, match=r"cfg must be a TopKConfig, got L1Config"):
         module.TopKSAE(CFGS[0])
-    with pytest.raises(ValueError, match=r"cfg must be an L1Config, TopKConfig or JumpReLUConfig, got 3"):
+    with pytest.raises(ValueError, match=r"cfg must be a TopKConfig, got BatchTopKConfig"):
+        module.TopKSAE(CFGS[3])
+    with pytest.raises(ValueError, match=r"cfg must be a BatchTopKConfig, got TopKConfig"):
+        module.BatchTopKSAE(CFGS[1])
+    with pytest.raises(ValueError, match=r"cfg must be a GatedConfig, got L1Config"):
+        module.GatedSAE(CFGS[0])
+    with pytest.raises(ValueError, match=r"cfg must be an L1Config, TopKConfig, JumpReLUConfig, "
+                                         r"BatchTopKConfig or GatedConfig, got 3"):
         module.make_sae(3)
 
 

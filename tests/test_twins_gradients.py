@@ -1,13 +1,16 @@
 """The NumPy twin's hand-derived gradients against torch autograd and finite differences.
 
-Every parameter of every family (L1 "unit" and "weighted", TopK with and without a dead mask,
-JumpReLU) in float64. Relative error = max |a - b| / max |b| over a parameter's entries.
-Measured (seeded data below): NumPy vs autograd <= 4.1e-16; NumPy vs central differences
-<= 3.3e-9 (L1 weighted; others <= 5.5e-10); JumpReLU theta vs finite differences of the smoothed
-surrogate 2.8e-10. Asserted: < 1e-6 (the spec's bound).
+Every parameter of every family (L1 "unit" and "weighted", TopK and BatchTopK with and without a
+dead mask, BatchTopK in inference mode, JumpReLU, Gated) in float64. Relative error = max |a - b| /
+max |b| over a parameter's entries. Measured (seeded data below): NumPy vs autograd <= 4.3e-16;
+NumPy vs central differences <= 3.3e-9 (L1 weighted; others <= 8.4e-10); JumpReLU theta vs finite
+differences of the smoothed surrogate 2.8e-10. Asserted: < 1e-6 (the spec's bound). Stop-gradients
+are honoured in the finite differences by freezing what the loss detaches (AuxK's residual; Gated's
+decoder in the aux reconstruction).
 
-Kinks (ReLU at 0, the TopK cut-off, the JumpReLU jump) are avoided: each case asserts that no
-pre-activation lies within MARGIN of a kink, so a step of H = 1e-6 never crosses one.
+Kinks (ReLU at 0, the TopK and BatchTopK cut-offs, the JumpReLU and BatchTopK-inference jumps,
+Gated's gate and magnitude ReLU) are avoided: each case asserts that no pre-activation lies within
+MARGIN of a kink, so a step of H = 1e-6 never crosses one.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import torch
 from saelab import numpy_sae as ns
 from saelab import torch_sae as ts
 from saelab.numpy_sae.topk import auxk_loss
-from saelab.sae_config import JumpReLUConfig, L1Config, TopKConfig
+from saelab.sae_config import BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config, TopKConfig
 
 D_IN, D_SAE, BATCH = 6, 12, 8
 H = 1e-6  # finite-difference step
@@ -33,7 +36,13 @@ CASES = {
     "topk-dead-all": (TopKConfig(D_IN, D_SAE, k=3, k_aux=50, aux_coeff=0.5), True),
     # bandwidth/threshold chosen so many pre-activations fall inside the kernel window
     "jumprelu": (JumpReLUConfig(D_IN, D_SAE, l0_coeff=0.2, bandwidth=0.5, threshold_init=0.3), False),
+    "batchtopk": (BatchTopKConfig(D_IN, D_SAE, k=3, k_aux=2, aux_coeff=0.5), False),
+    "batchtopk-dead": (BatchTopKConfig(D_IN, D_SAE, k=3, k_aux=2, aux_coeff=0.5), True),
+    "batchtopk-eval": (BatchTopKConfig(D_IN, D_SAE, k=3, k_aux=2, aux_coeff=0.5), False),
+    "gated": (GatedConfig(D_IN, D_SAE, l1_coeff=0.3), False),
 }
+EVAL_CASES = {"batchtopk-eval"}  # BatchTopK in inference mode: the threshold rule
+EVAL_THRESHOLD = 0.25  # a trained-looking BatchTopK threshold for the inference-mode case
 
 
 def make_case(name: str):
@@ -41,10 +50,17 @@ def make_case(name: str):
     cfg, with_mask = CASES[name]
     rng = np.random.default_rng(1234)
     sae = ns.make_sae(cfg, rng=rng, dtype=np.float64)
-    sae.b_enc[:] = 0.3 * rng.standard_normal(D_SAE)
+    for bias in ("b_enc", "b_gate", "r_mag", "b_mag"):  # the encoder biases this family has
+        if bias in sae.param_names:
+            getattr(sae, bias)[:] = 0.3 * rng.standard_normal(D_SAE)
     sae.b_dec[:] = 0.3 * rng.standard_normal(D_IN)
     if cfg.family == "jumprelu":
         sae.threshold[:] = cfg.threshold_init + 0.1 * rng.uniform(size=D_SAE)
+    if cfg.family == "gated":  # rows off unit norm, so the norm-weighted penalty is really tested
+        sae.W_dec *= rng.uniform(0.5, 2.0, size=(D_SAE, 1))
+    if name in EVAL_CASES:
+        sae.eval()
+        sae.threshold[...] = EVAL_THRESHOLD
     x = rng.standard_normal((BATCH, D_IN))
     dead_mask = None
     if with_mask:
@@ -65,9 +81,16 @@ def kink_margin(sae, x, dead_mask) -> float:
         u = z - sae.threshold
         eps = sae.cfg.bandwidth
         return float(min(np.abs(u).min(), np.abs(np.abs(u) - eps / 2).min()))
-    margins = [np.abs(z).min()]  # ReLU kink
-    if family == "topk":
-        rows = [(z, sae.cfg.k)]
+    margins = [np.abs(z).min()]  # ReLU kink (Gated: the gate's step)
+    if family == "gated":
+        margins.append(np.abs(sae.magnitude_pre(z)).min())  # the magnitude path's ReLU
+    if family == "batchtopk" and not sae.training:
+        margins.append(np.abs(z - sae.threshold).min())  # the inference threshold's jump
+    if family in ("topk", "batchtopk"):
+        if family == "batchtopk" and sae.training:
+            rows = [(z.reshape(1, -1), sae.cfg.k * z.shape[0])]  # one TopK over the whole batch
+        else:
+            rows = [(z, sae.cfg.k)]
         if dead_mask is not None:
             rows.append((z[:, dead_mask], min(sae.cfg.k_aux, int(dead_mask.sum()))))
         for zz, k in rows:
@@ -79,6 +102,7 @@ def kink_margin(sae, x, dead_mask) -> float:
 
 def torch_grads(sae, x, dead_mask):
     t = ts.from_numpy(sae)
+    t.train(getattr(sae, "training", True))  # BatchTopK: same mode in both twins
     mask = None if dead_mask is None else torch.from_numpy(dead_mask)
     out = t(torch.from_numpy(x), dead_mask=mask)
     out.f.retain_grad()
@@ -104,7 +128,17 @@ def central_differences(sae, x, objective) -> dict[str, np.ndarray]:
 
 
 def loss_objective(sae, x, dead_mask):
-    """Closure giving the SAE loss; for AuxK the residual e is frozen at the starting weights."""
+    """Closure giving the SAE loss with every stop-gradient honoured: for AuxK the residual e is
+    frozen at the starting weights; for Gated the aux reconstruction's W_dec and b_dec are."""
+    if sae.cfg.family == "gated":
+        W_dec0, b_dec0 = sae.W_dec.copy(), sae.b_dec.copy()
+
+        def gated_objective() -> float:
+            out = sae(x)
+            x_gate = np.maximum(out.pre_acts, 0) @ W_dec0 + b_dec0  # (batch, d_in)
+            return out.recon_loss + out.sparsity_loss + ns.recon_loss(x, x_gate)
+
+        return gated_objective
     if dead_mask is None or not dead_mask.any():
         return lambda: sae(x).loss
     e_frozen = x - sae(x).x_hat  # (batch, d_in): stopgrad(x - x_hat)
@@ -124,6 +158,9 @@ def test_numpy_grads_match_torch_autograd(case):
     grads = sae.backward(x, out, dead_mask=dead_mask)
     t_out, t_grads, _ = torch_grads(sae, x, dead_mask)
     assert out.loss == pytest.approx(float(t_out.loss.detach()), rel=1e-12)
+    buffers = {name for name, _ in ts.from_numpy(sae).named_buffers()}  # BatchTopK's threshold
+    for name in buffers:  # state, not trained: NumPy reports a zero gradient, torch none
+        assert not grads.pop(name).any(), name
     assert set(grads) == set(t_grads)
     for name in grads:
         assert np.abs(t_grads[name]).max() > 0, f"{name}: zero gradient makes the check empty"
@@ -139,6 +176,8 @@ def test_numpy_grads_match_finite_differences(case):
     out = sae(x, dead_mask=dead_mask)
     grads = sae.backward(x, out, dead_mask=dead_mask)
     numeric = central_differences(sae, x, loss_objective(sae, x, dead_mask))
+    if sae.cfg.family == "gated":  # the aux term is really there and really frozen
+        assert out.aux_loss > 0
     for name in grads:
         assert rel_err(grads[name], numeric[name]) < TOL, name
 

@@ -12,7 +12,7 @@ import torch
 
 from saelab import numpy_sae as ns
 from saelab import torch_sae as ts
-from saelab.sae_config import JumpReLUConfig, L1Config, TopKConfig
+from saelab.sae_config import BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config, TopKConfig
 from saelab.sae_output import SAEOutput
 
 D_IN, D_SAE, BATCH = 10, 40, 32
@@ -22,15 +22,20 @@ CASES = {
     "l1-weighted": L1Config(D_IN, D_SAE, decoder_norm="weighted"),
     "topk": TopKConfig(D_IN, D_SAE, k=5, k_aux=8),
     "jumprelu": JumpReLUConfig(D_IN, D_SAE, threshold_init=0.2),
+    "batchtopk": BatchTopKConfig(D_IN, D_SAE, k=5, k_aux=8),
+    "gated": GatedConfig(D_IN, D_SAE),
 }
-UNIT_CASES = ["l1-unit", "topk", "jumprelu"]
+UNIT_CASES = ["l1-unit", "topk", "jumprelu", "batchtopk", "gated"]
+WEIGHTED_CASES = ["l1-weighted"]  # decoder rows start at norm 0.1 and are free
 
 
 def build(twin: str, cfg, seed: int = 0):
     """A float32 SAE of ``twin`` with random biases (so that all code paths are exercised)."""
     rng = np.random.default_rng(seed)
     sae = ns.make_sae(cfg, rng=rng)
-    sae.b_enc[:] = 0.2 * rng.standard_normal(cfg.d_sae)
+    for bias in ("b_enc", "b_gate", "b_mag"):  # the encoder biases this family has
+        if bias in sae.param_names:
+            getattr(sae, bias)[:] = 0.2 * rng.standard_normal(cfg.d_sae)
     sae.b_dec[:] = 0.2 * rng.standard_normal(cfg.d_in)
     return sae if twin == "numpy" else ts.from_numpy(sae)
 
@@ -114,6 +119,91 @@ def test_topk_keeps_exactly_k_nonzeros(twin):
 
 
 @pytest.mark.parametrize("twin", TWINS)
+def test_batchtopk_keeps_exactly_k_times_batch_nonzeros(twin):
+    cfg = CASES["batchtopk"]
+    sae, x = build(twin, cfg), inputs(twin)
+    with torch.no_grad():  # all pre-activations positive: exactly k * batch survive the ReLU
+        sae.b_enc[...] += 100.0
+    f, pre = to_np(sae.encode(x)), to_np(sae.pre_activation(x))
+    per_row = (f != 0).sum(axis=1)
+    assert per_row.sum() == cfg.k * BATCH
+    assert per_row.min() != per_row.max()  # rows share the budget unevenly: not per-row TopK
+    assert pre[f != 0].min() > pre[f == 0].max()  # the kept entries are the batch's largest
+    np.testing.assert_array_equal(f[f != 0], pre[f != 0])
+
+
+@pytest.mark.parametrize("twin", TWINS)
+def test_batchtopk_threshold_running_estimate_and_inference(twin):
+    cfg = BatchTopKConfig(D_IN, D_SAE, k=5, k_aux=8, threshold_decay=0.75)
+    sae = build(twin, cfg)
+    x1, x2 = inputs(twin, seed=1), inputs(twin, seed=2)
+    sae.encode(x1)  # encode never updates the running threshold
+    assert float(to_np(sae.threshold)) == ts.THRESHOLD_UNSET
+    m1 = to_np(sae(x1).f)
+    m1 = m1[m1 > 0].min()
+    assert float(to_np(sae.threshold)) == pytest.approx(m1, rel=1e-6)  # first batch: set
+    m2 = to_np(sae(x2).f)
+    m2 = m2[m2 > 0].min()
+    theta = 0.75 * m1 + 0.25 * m2  # then an EMA
+    assert float(to_np(sae.threshold)) == pytest.approx(theta, rel=1e-6)
+    sae.eval()
+    out = sae(x1)
+    assert float(to_np(sae.threshold)) == pytest.approx(theta, rel=1e-6)  # eval: no update
+    f, pre = to_np(out.f), to_np(out.pre_acts)
+    np.testing.assert_array_equal(f, np.where(pre > theta, pre, 0.0))
+    assert (f > 0).any() and ((pre > 0) & (f == 0)).any()
+    sae.train()
+    assert (to_np(sae(x1).f) != 0).sum() <= cfg.k * BATCH
+
+
+@pytest.mark.parametrize("twin", TWINS)
+def test_untrained_batchtopk_inference_is_relu(twin):
+    sae, x = build(twin, CASES["batchtopk"]), inputs(twin)
+    sae.eval()
+    out = sae(x)
+    np.testing.assert_array_equal(to_np(out.f), np.maximum(to_np(out.pre_acts), 0))
+
+
+@pytest.mark.parametrize("twin", TWINS)
+def test_gated_gate_decides_magnitude_path_sizes(twin):
+    sae, x = build(twin, CASES["gated"]), inputs(twin)
+    rng = np.random.default_rng(5)
+    r_mag = (0.5 * rng.standard_normal(D_SAE)).astype(np.float32)
+    with torch.no_grad():
+        sae.r_mag[...] = r_mag if twin == "numpy" else torch.from_numpy(r_mag)
+    out = sae(x)
+    f, pi = to_np(out.f), to_np(out.pre_acts)
+    p = params_np(sae)
+    u = (to_np(x) - p["b_dec"]) @ p["W_enc"]  # shared encoder, no bias
+    np.testing.assert_allclose(pi, u + p["b_gate"], rtol=1e-5, atol=1e-6)
+    mag = np.maximum(np.exp(p["r_mag"]) * u + p["b_mag"], 0)
+    closed = pi <= 0
+    assert closed.any() and (~closed & (mag > 0)).any()
+    assert (f[closed] == 0).all()
+    np.testing.assert_allclose(f[~closed], mag[~closed], rtol=1e-5, atol=1e-6)
+    norms = np.linalg.norm(p["W_dec"], axis=1)
+    want = sae.cfg.l1_coeff * (np.maximum(pi, 0) * norms).sum(axis=1).mean()
+    assert float(to_np(out.sparsity_loss)) == pytest.approx(want, rel=1e-5)
+    x_gate = np.maximum(pi, 0) @ p["W_dec"] + p["b_dec"]
+    want_aux = ((to_np(x) - x_gate) ** 2).sum(axis=1).mean()
+    assert float(to_np(out.aux_loss)) == pytest.approx(want_aux, rel=1e-5)
+
+
+def test_gated_aux_loss_sends_no_gradient_to_the_decoder():
+    sae, x = build("torch", CASES["gated"]), inputs("torch")
+    out = sae(x)
+    out.aux_loss.backward()
+    assert sae.W_dec.grad is None and sae.b_dec.grad is not None  # b_dec: via x - b_dec only
+    assert sae.b_gate.grad.abs().max() > 0 and sae.b_mag.grad is None
+    np_sae = ns.from_torch(sae)
+    grads = np_sae.backward(to_np(x), np_sae(to_np(x)))
+    # the magnitude path has no penalty: b_mag's gradient comes from the reconstruction alone
+    sae.zero_grad()
+    sae(x).recon_loss.backward()
+    np.testing.assert_allclose(grads["b_mag"], to_np(sae.b_mag.grad), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("twin", TWINS)
 def test_jumprelu_zero_below_threshold_identity_above(twin):
     sae, x = build(twin, CASES["jumprelu"]), inputs(twin)
     theta = np.random.default_rng(2).uniform(0.05, 1.0, D_SAE).astype(np.float32)
@@ -136,12 +226,17 @@ def test_shared_initialisation(twin, case):
     p = params_np(sae)
     assert p["W_enc"].dtype == np.float32
     np.testing.assert_array_equal(p["W_enc"], p["W_dec"].T)
-    want_norm = 0.1 if case == "l1-weighted" else 1.0
+    want_norm = 0.1 if case in WEIGHTED_CASES else 1.0
     np.testing.assert_allclose(np.linalg.norm(p["W_dec"], axis=1), want_norm, rtol=1e-5)
-    assert not p["b_enc"].any() and not p["b_dec"].any()
+    biases = ["b_gate", "r_mag", "b_mag"] if cfg.family == "gated" else ["b_enc"]
+    assert sorted(p) == sorted(["W_enc", "W_dec", "b_dec"] + biases
+                               + (["threshold"] if cfg.family in ("jumprelu", "batchtopk") else []))
+    assert not any(p[name].any() for name in biases) and not p["b_dec"].any()
     if cfg.family == "jumprelu":
         np.testing.assert_allclose(p["threshold"], cfg.threshold_init)
-    assert sae.unit_norm_decoder == (case != "l1-weighted")
+    if cfg.family == "batchtopk":
+        assert p["threshold"].shape == () and p["threshold"] == ts.THRESHOLD_UNSET
+    assert sae.unit_norm_decoder == (case not in WEIGHTED_CASES)
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -203,6 +298,9 @@ def test_missing_loss_terms_are_zero(twin):
     no_dead = no_dead if twin == "numpy" else torch.from_numpy(no_dead)
     for case in CASES:
         out = build(twin, CASES[case])(x, dead_mask=no_dead)
+        if case == "gated":  # Gated's aux reconstruction is always on
+            assert float(to_np(out.aux_loss)) > 0
+            continue
         assert float(out.aux_loss) == 0.0
         if twin == "torch":
             assert all(isinstance(v, torch.Tensor) for v in out)

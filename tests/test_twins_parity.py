@@ -3,9 +3,9 @@
 Each step: forward, backward (hand-derived / autograd), gradient projection for unit-norm
 decoders, Adam (saelab.numpy_sae.Adam vs torch.optim.Adam), then ``apply_constraints``
 (row renormalisation, JumpReLU threshold clamp). float64 throughout.
-Measured max relative difference (max |a - b| / max |b|) over the 50 losses: <= 2.7e-16, over
-the final parameters: <= 5.2e-16, every family. Asserted: rtol 1e-9 (the spec's bound; the
-margin leaves room for other BLAS builds).
+Measured max relative difference (max |a - b| / max |b|) over the 50 losses: <= 2.7e-16, over the
+final parameters: <= 5.2e-16, every family (BatchTopK's running threshold included). Asserted: rtol
+1e-9 (the spec's bound; the margin leaves room for other BLAS builds).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import torch
 
 from saelab import numpy_sae as ns
 from saelab import torch_sae as ts
-from saelab.sae_config import JumpReLUConfig, L1Config, TopKConfig
+from saelab.sae_config import BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config, TopKConfig
 
 D_IN, D_SAE, BATCH, STEPS, LR = 8, 32, 16, 50, 1e-2
 RTOL = 1e-9
@@ -26,6 +26,9 @@ CASES = {
     "topk-dead": TopKConfig(D_IN, D_SAE, k=4, k_aux=6),
     # bandwidth wide enough that theta really moves during the 50 steps
     "jumprelu": JumpReLUConfig(D_IN, D_SAE, l0_coeff=0.05, bandwidth=0.2, threshold_init=0.2),
+    # threshold_decay 0.9 so the running threshold moves visibly over 50 batches
+    "batchtopk-dead": BatchTopKConfig(D_IN, D_SAE, k=4, k_aux=6, threshold_decay=0.9),
+    "gated": GatedConfig(D_IN, D_SAE, l1_coeff=0.1),
 }
 
 
@@ -35,7 +38,7 @@ def batches(seed: int = 0) -> list[np.ndarray]:
 
 
 def dead_mask_for(cfg) -> np.ndarray | None:
-    if cfg.family != "topk":
+    if cfg.family not in ("topk", "batchtopk"):
         return None
     mask = np.zeros(D_SAE, dtype=bool)
     mask[::3] = True  # 11 "dead" latents, more than k_aux
@@ -94,3 +97,5 @@ def test_fifty_adam_steps_agree(case):
     assert np_losses[-10:].mean() < np_losses[:10].mean()
     for name, p in np_sae.parameters().items():
         assert not np.allclose(p, start[name]), f"{name} never changed"
+    if cfg.family == "batchtopk":  # the running threshold (a torch buffer) was estimated
+        assert np_sae.threshold > 0

@@ -1,8 +1,8 @@
 """Sparse autoencoders in NumPy with hand-derived gradients (Chapters 2 and 4).
 
-Classes ``L1SAE``, ``TopKSAE`` and ``JumpReLUSAE`` share parameter names, shapes and layout with
-their torch twins in ``saelab.torch_sae``; ``Adam`` matches ``torch.optim.Adam``; ``from_torch``
-copies a torch SAE's weights into a new NumPy SAE.
+Classes ``L1SAE``, ``TopKSAE``, ``JumpReLUSAE``, ``BatchTopKSAE`` and ``GatedSAE`` share parameter
+names, shapes and layout with their torch twins in ``saelab.torch_sae``; ``Adam`` matches
+``torch.optim.Adam``; ``from_torch`` copies a torch SAE's weights into a new NumPy SAE.
 """
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ import numpy as np
 
 from saelab.numpy_sae.adam import Adam
 from saelab.numpy_sae.base import BaseSAE, recon_loss
+from saelab.numpy_sae.batchtopk import THRESHOLD_UNSET, BatchTopKSAE, batch_topk_relu
+from saelab.numpy_sae.gated import GatedSAE
 from saelab.numpy_sae.jumprelu import THRESHOLD_FLOOR, JumpReLUSAE, rectangle
 from saelab.numpy_sae.l1 import L1SAE
 from saelab.numpy_sae.topk import TopKSAE, auxk_loss, topk_relu
-from saelab.sae_config import JumpReLUConfig, L1Config, TopKConfig
+from saelab.sae_config import (BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config,
+                                TopKConfig)
 
-SAE_CLASSES = {"l1": L1SAE, "topk": TopKSAE, "jumprelu": JumpReLUSAE}
+SAE_CLASSES = {"l1": L1SAE, "topk": TopKSAE, "jumprelu": JumpReLUSAE,
+               "batchtopk": BatchTopKSAE, "gated": GatedSAE}
 """Family name (``cfg.family``) -> NumPy SAE class."""
 
 
@@ -23,7 +27,8 @@ def make_sae(cfg, rng=None, dtype=np.float32) -> BaseSAE:
     """Build the NumPy SAE of ``cfg``'s family (``L1Config`` -> ``L1SAE``, ...). Chapter 4."""
     family = getattr(cfg, "family", None)
     if family not in SAE_CLASSES:
-        raise ValueError(f"cfg must be an L1Config, TopKConfig or JumpReLUConfig, got {cfg!r}")
+        raise ValueError(f"cfg must be an L1Config, TopKConfig, JumpReLUConfig, BatchTopKConfig "
+                         f"or GatedConfig, got {cfg!r}")
     return SAE_CLASSES[family](cfg, rng=rng, dtype=dtype)
 
 
@@ -44,6 +49,10 @@ __all__ = [
     "L1SAE",
     "TopKSAE",
     "JumpReLUSAE",
+    "BatchTopKSAE",
+    "GatedSAE",
+    "THRESHOLD_UNSET",
+    "batch_topk_relu",
     "THRESHOLD_FLOOR",
     "SAE_CLASSES",
     "make_sae",
@@ -55,4 +64,6 @@ __all__ = [
     "L1Config",
     "TopKConfig",
     "JumpReLUConfig",
+    "BatchTopKConfig",
+    "GatedConfig",
 ]

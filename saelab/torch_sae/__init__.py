@@ -1,20 +1,25 @@
 """Sparse autoencoders in PyTorch: the torch twin of ``saelab.numpy_sae`` (Chapters 2 and 4).
 
-Classes ``L1SAE``, ``TopKSAE`` and ``JumpReLUSAE`` share parameter names, shapes and layout with
-their NumPy twins; ``from_numpy`` copies a NumPy SAE's weights into a new torch SAE.
+Classes ``L1SAE``, ``TopKSAE``, ``JumpReLUSAE``, ``BatchTopKSAE`` and ``GatedSAE`` share parameter
+names, shapes and layout with their NumPy twins; ``from_numpy`` copies a NumPy SAE's weights into
+a new torch SAE.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from saelab.sae_config import JumpReLUConfig, L1Config, TopKConfig
+from saelab.sae_config import (BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config,
+                                TopKConfig)
 from saelab.torch_sae.base import BaseSAE, recon_loss
+from saelab.torch_sae.batchtopk import THRESHOLD_UNSET, BatchTopKSAE, batch_topk_relu
+from saelab.torch_sae.gated import GatedSAE
 from saelab.torch_sae.jumprelu import THRESHOLD_FLOOR, JumpReLUFunction, JumpReLUSAE, StepFunction
 from saelab.torch_sae.l1 import L1SAE
 from saelab.torch_sae.topk import TopKSAE, auxk_loss, topk_relu
 
-SAE_CLASSES = {"l1": L1SAE, "topk": TopKSAE, "jumprelu": JumpReLUSAE}
+SAE_CLASSES = {"l1": L1SAE, "topk": TopKSAE, "jumprelu": JumpReLUSAE,
+               "batchtopk": BatchTopKSAE, "gated": GatedSAE}
 """Family name (``cfg.family``) -> torch SAE class."""
 
 
@@ -22,7 +27,8 @@ def make_sae(cfg, device=None, dtype=None) -> BaseSAE:
     """Build the torch SAE of ``cfg``'s family (``L1Config`` -> ``L1SAE``, ...). Chapter 4."""
     family = getattr(cfg, "family", None)
     if family not in SAE_CLASSES:
-        raise ValueError(f"cfg must be an L1Config, TopKConfig or JumpReLUConfig, got {cfg!r}")
+        raise ValueError(f"cfg must be an L1Config, TopKConfig, JumpReLUConfig, BatchTopKConfig "
+                         f"or GatedConfig, got {cfg!r}")
     return SAE_CLASSES[family](cfg, device=device, dtype=dtype)
 
 
@@ -44,6 +50,10 @@ __all__ = [
     "L1SAE",
     "TopKSAE",
     "JumpReLUSAE",
+    "BatchTopKSAE",
+    "GatedSAE",
+    "THRESHOLD_UNSET",
+    "batch_topk_relu",
     "JumpReLUFunction",
     "StepFunction",
     "THRESHOLD_FLOOR",
@@ -56,4 +66,6 @@ __all__ = [
     "L1Config",
     "TopKConfig",
     "JumpReLUConfig",
+    "BatchTopKConfig",
+    "GatedConfig",
 ]
