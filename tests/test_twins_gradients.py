@@ -20,6 +20,7 @@ import torch
 
 from saelab import numpy_sae as ns
 from saelab import torch_sae as ts
+from saelab.gradcheck import central_differences
 from saelab.numpy_sae.topk import auxk_loss
 from saelab.sae_config import BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config, TopKConfig
 
@@ -111,22 +112,6 @@ def torch_grads(sae, x, dead_mask):
     return out, grads, out.f.grad.numpy()
 
 
-def central_differences(sae, x, objective) -> dict[str, np.ndarray]:
-    grads = {}
-    for name, p in sae.parameters().items():
-        g = np.zeros_like(p)
-        for idx in np.ndindex(p.shape):
-            old = p[idx]
-            p[idx] = old + H
-            up = objective()
-            p[idx] = old - H
-            down = objective()
-            p[idx] = old
-            g[idx] = (up - down) / (2 * H)
-        grads[name] = g
-    return grads
-
-
 def loss_objective(sae, x, dead_mask):
     """Closure giving the SAE loss with every stop-gradient honoured: for AuxK the residual e is
     frozen at the starting weights; for Gated the aux reconstruction's W_dec and b_dec are."""
@@ -175,7 +160,7 @@ def test_numpy_grads_match_finite_differences(case):
     assert kink_margin(sae, x, dead_mask) > MARGIN
     out = sae(x, dead_mask=dead_mask)
     grads = sae.backward(x, out, dead_mask=dead_mask)
-    numeric = central_differences(sae, x, loss_objective(sae, x, dead_mask))
+    numeric = central_differences(loss_objective(sae, x, dead_mask), sae.parameters(), eps=H)
     if sae.cfg.family == "gated":  # the aux term is really there and really frozen
         assert out.aux_loss > 0
     for name in grads:
@@ -188,7 +173,7 @@ def test_jumprelu_smooth_params_match_finite_differences():
     sae, x, _ = make_case("jumprelu")
     assert kink_margin(sae, x, None) > MARGIN
     grads = sae.backward(x, sae(x))
-    numeric = central_differences(sae, x, lambda: sae(x).loss)
+    numeric = central_differences(lambda: sae(x).loss, sae.parameters(), eps=H)
     for name in ("W_enc", "b_enc", "W_dec", "b_dec"):
         assert rel_err(grads[name], numeric[name]) < TOL, name
 
