@@ -108,40 +108,43 @@ def matmul_fn(lib, d_in: int, d_sae: int, batch: int, device=None):
 
 
 def run(sizes: list[str], repeats: int, families: list[str]) -> None:
+    """Time every step; torch first, then NumPy, each library in a block of its own.
+
+    NumPy's OpenBLAS threads keep spinning for a while after a product, and would steal the
+    cores from torch's threads (and the reverse) if the two libraries were interleaved.
+    """
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"torch {torch.__version__}, numpy {np.__version__}, torch threads {torch.get_num_threads()}")
-    header = f"{'size':<28}{'family':<10}{'device':<7}{'step ms':>10}{'matmul ms':>11}{'step/mm':>9}"
     for size in sizes:
         d_in, d_sae, batch = SIZES[size]
-        label = f"{size} d={d_in} F={d_sae} B={batch}"
         gflop = 5 * 2 * batch * d_in * d_sae / 1e9
         rng = np.random.default_rng(0)
-        x_np = rng.standard_normal((batch, d_in), dtype=np.float32) / np.sqrt(d_in)
+        x_np = (rng.standard_normal((batch, d_in)) / np.sqrt(d_in)).astype(np.float32)
         dead_np = dead_mask_for(d_sae, rng)
-        print(f"\n{label}: the five products are {gflop:.1f} GFLOP per step")
-        print(header)
-        mm_np = median_time(matmul_fn("numpy", d_in, d_sae, batch), repeats)
-        mm = {}
+        step, mm = {}, {}  # (family, device) -> seconds; device -> seconds
         for device in devices:
             sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
             mm[device] = median_time(matmul_fn("torch", d_in, d_sae, batch, device), repeats, sync)
-        print(f"{'':<28}{'matmuls':<10}{'numpy':<7}{'':>10}{mm_np * 1e3:>11.1f}{'':>9}"
-              f"   ({gflop / mm_np:.0f} GFLOP/s)")
-        for device in devices:
-            print(f"{'':<28}{'matmuls':<10}{device:<7}{'':>10}{mm[device] * 1e3:>11.1f}{'':>9}"
-                  f"   ({gflop / mm[device]:.0f} GFLOP/s)")
+            x = torch.from_numpy(x_np).to(device)
+            dead = torch.from_numpy(dead_np).to(device)
+            for family in families:
+                cfg = make_config(family, d_in, d_sae)
+                step[family, device] = median_time(torch_step_fn(cfg, x, dead), repeats, sync)
+        mm["numpy"] = median_time(matmul_fn("numpy", d_in, d_sae, batch), repeats)
         for family in families:
             cfg = make_config(family, d_in, d_sae)
-            t_np = median_time(numpy_step_fn(cfg, x_np, dead_np), repeats)
-            print(f"{label:<28}{family:<10}{'numpy':<7}{t_np * 1e3:>10.1f}{mm_np * 1e3:>11.1f}"
-                  f"{t_np / mm_np:>9.2f}")
-            for device in devices:
-                sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-                x = torch.from_numpy(x_np).to(device)
-                dead = torch.from_numpy(dead_np).to(device)
-                t = median_time(torch_step_fn(cfg, x, dead), repeats, sync)
-                print(f"{label:<28}{family:<10}{device:<7}{t * 1e3:>10.1f}{mm[device] * 1e3:>11.1f}"
-                      f"{t / mm[device]:>9.2f}   numpy/torch step {t_np / t:.2f}")
+            step[family, "numpy"] = median_time(numpy_step_fn(cfg, x_np, dead_np), repeats)
+
+        print(f"\n{size}: d_in={d_in}, d_sae={d_sae}, batch={batch}; "
+              f"the five products are {gflop:.1f} GFLOP per step")
+        for lib in ["numpy"] + devices:
+            print(f"  matmuls alone on {lib:<6} {mm[lib] * 1e3:8.1f} ms  ({gflop / mm[lib]:.0f} GFLOP/s)")
+        print(f"  {'family':<10}{'lib':<7}{'step ms':>10}{'step/matmuls':>14}{'numpy/this':>12}")
+        for family in families:
+            for lib in ["numpy"] + devices:
+                t = step[family, lib]
+                print(f"  {family:<10}{lib:<7}{t * 1e3:>10.1f}{t / mm[lib]:>14.2f}"
+                      f"{step[family, 'numpy'] / t:>12.2f}")
 
 
 def main() -> None:

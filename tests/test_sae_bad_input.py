@@ -175,3 +175,14 @@ def test_adam_needs_every_gradient():
     opt = ns.Adam(sae.parameters())
     with pytest.raises(ValueError, match=r"grads is missing gradients for \['b_dec'\]"):
         opt.step({k: np.zeros_like(v) for k, v in sae.parameters().items() if k != "b_dec"})
+
+
+def test_torch_sae_names_a_dtype_mismatch():
+    import torch
+
+    from saelab.sae_config import TopKConfig
+    from saelab.torch_sae import make_sae
+
+    sae = make_sae(TopKConfig(d_in=4, d_sae=8, k=2))  # float32
+    with pytest.raises(ValueError, match="x must have the SAE's dtype torch.float32, got torch.float64"):
+        sae(torch.zeros(3, 4, dtype=torch.float64))

@@ -139,6 +139,9 @@ class BaseSAE(nn.Module):
         if not isinstance(x, torch.Tensor):
             raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
         check_shape("x", x, (None, self.cfg.d_in))
+        if x.dtype != self.W_enc.dtype:
+            raise ValueError(f"x must have the SAE's dtype {self.W_enc.dtype}, got {x.dtype}; "
+                             f"convert it with x.to({self.W_enc.dtype})")
         check_finite("x", x)
 
     def _check_dead_mask(self, dead_mask) -> None:
