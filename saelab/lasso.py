@@ -128,6 +128,15 @@ def _check_step(step, D: np.ndarray) -> float:
 # Building blocks
 # ----------------------------------------------------------------------------------------------
 
+def _check_threshold_args(v, t) -> tuple[np.ndarray, np.ndarray]:
+    """``v`` and ``t`` as float64 arrays; ``t`` must be finite and non-negative."""
+    v = np.asarray(v, dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)
+    if np.any(t < 0) or not np.all(np.isfinite(t)):
+        raise ValueError(f"t must be finite and non-negative, got {t if t.ndim == 0 else t.min()}")
+    return v, t
+
+
 def soft_threshold(v, t):
     """Signed soft thresholding ``sign(v) max(|v| - t, 0)``, elementwise. Chapter 3.
 
@@ -138,10 +147,7 @@ def soft_threshold(v, t):
     v : ndarray of any shape
     t : float or ndarray broadcastable to ``v``, >= 0
     """
-    v = np.asarray(v, dtype=np.float64)
-    t = np.asarray(t, dtype=np.float64)
-    if np.any(t < 0) or not np.all(np.isfinite(t)):
-        raise ValueError(f"t must be finite and non-negative, got {t if t.ndim == 0 else t.min()}")
+    v, t = _check_threshold_args(v, t)
     return np.sign(v) * np.maximum(np.abs(v) - t, 0.0)
 
 
@@ -156,10 +162,7 @@ def nonneg_soft_threshold(v, t):
     v : ndarray of any shape
     t : float or ndarray broadcastable to ``v``, >= 0
     """
-    v = np.asarray(v, dtype=np.float64)
-    t = np.asarray(t, dtype=np.float64)
-    if np.any(t < 0) or not np.all(np.isfinite(t)):
-        raise ValueError(f"t must be finite and non-negative, got {t if t.ndim == 0 else t.min()}")
+    v, t = _check_threshold_args(v, t)
     return np.maximum(v - t, 0.0)
 
 

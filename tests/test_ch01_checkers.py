@@ -3,20 +3,12 @@ import numpy as np
 import pytest
 
 from saelab.exercises import ch01
-from saelab.exercises.checking import ExerciseFailed
+
+from checker_helpers import assert_fails_with, assert_passes
 from saelab.geometry import feature_dimensionality, interference_formula
 from saelab.toy import toy_forward, toy_loss
 
 
-def _passes(checker, fn, name, capsys):
-    checker(fn)
-    assert capsys.readouterr().out.strip() == f"passed: {name}"
-
-
-def _fails_with(checker, fn, hint):
-    with pytest.raises(ExerciseFailed) as info:
-        checker(fn)
-    assert hint in str(info.value), str(info.value)
 
 
 # ---- reference solutions, written the way a student would -------------------------------------
@@ -51,8 +43,8 @@ def student_interference(F, p):
     (ch01.interference_estimate, student_interference, "interference_estimate"),
     (ch01.interference_estimate, interference_formula, "interference_estimate"),
 ])
-def test_reference_passes(checker, fn, name, capsys):
-    _passes(checker, fn, name, capsys)
+def test_referenceassert_passes(checker, fn, name, capsys):
+    assert_passes(checker, fn, name, capsys)
 
 
 def test_torch_answers_are_accepted(capsys):
@@ -62,7 +54,7 @@ def test_torch_answers_are_accepted(capsys):
         W, b, x = (torch.tensor(a) for a in (W, b, x))
         return torch.relu(x @ W.T @ W + b)
 
-    _passes(ch01.toy_forward, torch_forward, "toy_forward", capsys)
+    assert_passes(ch01.toy_forward, torch_forward, "toy_forward", capsys)
 
 
 @pytest.mark.parametrize("checker", [ch01.toy_forward, ch01.toy_loss, ch01.feature_dimensionality,
@@ -76,7 +68,7 @@ def test_not_implemented_propagates(checker):
 
 
 def test_returning_none_is_explained():
-    _fails_with(ch01.toy_loss, lambda x, x_hat, imp: None, "forget `return`")
+    assert_fails_with(ch01.toy_loss, lambda x, x_hat, imp: None, "forget `return`")
 
 
 # ---- known-wrong answers -> specific hints ------------------------------------------------------
@@ -90,7 +82,7 @@ def test_returning_none_is_explained():
     (lambda W, b, x: np.maximum(x @ W @ W.T + b, 0), "W @ W.T is (d, d)"),
 ])
 def test_toy_forward_wrong_variants(fn, hint):
-    _fails_with(ch01.toy_forward, fn, hint)
+    assert_fails_with(ch01.toy_forward, fn, hint)
 
 
 @pytest.mark.parametrize("fn, hint", [
@@ -103,7 +95,7 @@ def test_toy_forward_wrong_variants(fn, hint):
     (lambda x, xh, I: np.sum(I * (x - xh) ** 2, axis=1), "one value per example"),
 ])
 def test_toy_loss_wrong_variants(fn, hint):
-    _fails_with(ch01.toy_loss, fn, hint)
+    assert_fails_with(ch01.toy_loss, fn, hint)
 
 
 def _dim_no_guard(W):
@@ -136,7 +128,7 @@ def _dim_rows(W):
     (_dim_rows, "is the column W[:, i]"),
 ])
 def test_dimensionality_wrong_variants(fn, hint):
-    _fails_with(ch01.feature_dimensionality, fn, hint)
+    assert_fails_with(ch01.feature_dimensionality, fn, hint)
 
 
 def _interf_with_self(F, p):
@@ -160,9 +152,9 @@ def _interf_square_of_sum(F, p):
     (lambda F, p: np.full(F.shape[1], p * (F.shape[1] - 1) / F.shape[0]), "random-vector approximation"),
 ])
 def test_interference_wrong_variants(fn, hint):
-    _fails_with(ch01.interference_estimate, fn, hint)
+    assert_fails_with(ch01.interference_estimate, fn, hint)
 
 
 def test_unrecognised_wrong_answer_gets_generic_hint():
-    _fails_with(ch01.toy_forward, lambda W, b, x: np.maximum(x @ W.T @ W + b, 0) + 0.1,
+    assert_fails_with(ch01.toy_forward, lambda W, b, x: np.maximum(x @ W.T @ W + b, 0) + 0.1,
                 "largest absolute error")

@@ -4,18 +4,8 @@ import pytest
 
 from saelab import lasso
 from saelab.exercises import ch03
-from saelab.exercises.checking import ExerciseFailed
 
-
-def _passes(checker, fn, name, capsys):
-    checker(fn)
-    assert capsys.readouterr().out.strip() == f"passed: {name}"
-
-
-def _fails_with(checker, fn, hint):
-    with pytest.raises(ExerciseFailed) as info:
-        checker(fn)
-    assert hint in str(info.value), str(info.value)
+from checker_helpers import assert_fails_with, assert_passes
 
 
 # ---- reference solutions, written the way a student would -------------------------------------
@@ -42,8 +32,8 @@ def student_encoder(D, lam, eta):
     (ch03.ista_encoder, lasso.ista_encoder_weights, "ista_encoder"),
     (ch03.ista_encoder, lambda D, lam, eta: (2 * eta * D.T, -eta * lam), "ista_encoder"),
 ])
-def test_reference_passes(checker, fn, name, capsys):
-    _passes(checker, fn, name, capsys)
+def test_referenceassert_passes(checker, fn, name, capsys):
+    assert_passes(checker, fn, name, capsys)
 
 
 def test_torch_answers_are_accepted(capsys):
@@ -53,7 +43,7 @@ def test_torch_answers_are_accepted(capsys):
         x, D, z = (torch.tensor(a) for a in (x, D, z))
         return torch.relu(z - eta * 2 * (z @ D - x) @ D.T - eta * lam)
 
-    _passes(ch03.ista_step, torch_step, "ista_step", capsys)
+    assert_passes(ch03.ista_step, torch_step, "ista_step", capsys)
 
 
 @pytest.mark.parametrize("checker", [ch03.nonneg_soft_threshold, ch03.ista_step, ch03.ista_encoder])
@@ -67,7 +57,7 @@ def test_not_implemented_propagates(checker):
 
 @pytest.mark.parametrize("checker", [ch03.nonneg_soft_threshold, ch03.ista_step, ch03.ista_encoder])
 def test_returning_none_is_explained(checker):
-    _fails_with(checker, lambda *args: None, "forget `return")
+    assert_fails_with(checker, lambda *args: None, "forget `return")
 
 
 # ---- known-wrong answers -> specific hints ------------------------------------------------------
@@ -82,7 +72,7 @@ def test_returning_none_is_explained(checker):
     (lambda v, t: np.maximum(v - t / 2, 0), "thresholded at t/2"),
 ])
 def test_threshold_wrong_variants(fn, hint):
-    _fails_with(ch03.nonneg_soft_threshold, fn, hint)
+    assert_fails_with(ch03.nonneg_soft_threshold, fn, hint)
 
 
 def _step(x, D, z, lam, eta, *, two=2.0, sign=1.0, eta_grad=True, eta_thr=True, thr_scale=1.0,
@@ -105,7 +95,7 @@ def _step(x, D, z, lam, eta, *, two=2.0, sign=1.0, eta_grad=True, eta_thr=True, 
     (dict(thr_scale=0.0), "forgot the threshold"),
 ])
 def test_ista_step_wrong_variants(kwargs, hint):
-    _fails_with(ch03.ista_step, lambda x, D, z, lam, eta: _step(x, D, z, lam, eta, **kwargs), hint)
+    assert_fails_with(ch03.ista_step, lambda x, D, z, lam, eta: _step(x, D, z, lam, eta, **kwargs), hint)
 
 
 def test_ista_step_signed_threshold():
@@ -113,11 +103,11 @@ def test_ista_step_signed_threshold():
         v = z - eta * 2 * (z @ D - x) @ D.T
         return np.sign(v) * np.maximum(np.abs(v) - eta * lam, 0)
 
-    _fails_with(ch03.ista_step, signed, "signed soft threshold")
+    assert_fails_with(ch03.ista_step, signed, "signed soft threshold")
 
 
 def test_ista_step_transposed_dictionary_gets_shape_hint():
-    _fails_with(ch03.ista_step,
+    assert_fails_with(ch03.ista_step,
                 lambda x, D, z, lam, eta: np.maximum(z - eta * 2 * (z @ D.T - x) @ D - eta * lam, 0),
                 "atoms as rows")
 
@@ -134,10 +124,10 @@ def test_ista_step_transposed_dictionary_gets_shape_hint():
     (lambda D, lam, eta: 2 * eta * D.T, "return two things"),
 ])
 def test_encoder_wrong_variants(fn, hint):
-    _fails_with(ch03.ista_encoder, fn, hint)
+    assert_fails_with(ch03.ista_encoder, fn, hint)
 
 
 def test_unrecognised_wrong_answer_gets_generic_hint():
-    _fails_with(ch03.ista_step,
+    assert_fails_with(ch03.ista_step,
                 lambda x, D, z, lam, eta: student_ista_step(x, D, z, lam, eta) + 0.1,
                 "largest absolute error")

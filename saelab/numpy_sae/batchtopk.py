@@ -59,18 +59,11 @@ def batch_topk_relu(pre_acts: np.ndarray, k: int) -> np.ndarray:
 class BatchTopKSAE(TopKSAE):
     """BatchTopK SAE with AuxK and an inference threshold (Bussmann et al. 2024; Chapter 4).
 
-    Parameters
-    ----------
-    cfg : BatchTopKConfig
-    rng : None, int or numpy.random.Generator
-    dtype : numpy dtype, default float32
+    ``cfg`` is a :class:`BatchTopKConfig`; ``rng``, ``dtype`` and the parameters ``W_enc``,
+    ``b_enc``, ``W_dec``, ``b_dec`` are as in :class:`BaseSAE`.
 
     Attributes
     ----------
-    W_enc : ndarray of shape (d_in, d_sae)
-    b_enc : ndarray of shape (d_sae,)
-    W_dec : ndarray of shape (d_sae, d_in)
-    b_dec : ndarray of shape (d_in,)
     threshold : ndarray of shape ()
         Global inference threshold theta (running estimate; ``THRESHOLD_UNSET`` until trained).
     training : bool

@@ -39,18 +39,11 @@ def rectangle(u: np.ndarray) -> np.ndarray:
 class JumpReLUSAE(BaseSAE):
     """JumpReLU SAE with an L0 penalty (Rajamanoharan et al. 2024; Chapter 4).
 
-    Parameters
-    ----------
-    cfg : JumpReLUConfig
-    rng : None, int or numpy.random.Generator
-    dtype : numpy dtype, default float32
+    ``cfg`` is a :class:`JumpReLUConfig`; ``rng``, ``dtype`` and the parameters ``W_enc``,
+    ``b_enc``, ``W_dec``, ``b_dec`` are as in :class:`BaseSAE`.
 
     Attributes
     ----------
-    W_enc : ndarray of shape (d_in, d_sae)
-    b_enc : ndarray of shape (d_sae,)
-    W_dec : ndarray of shape (d_sae, d_in)
-    b_dec : ndarray of shape (d_in,)
     threshold : ndarray of shape (d_sae,)
         Positive per-latent threshold theta, initialised to ``cfg.threshold_init``.
     """

@@ -26,18 +26,8 @@ from saelab.sae_config import L1Config
 class L1SAE(BaseSAE):
     """ReLU SAE trained with an L1 penalty on the codes (Chapter 2).
 
-    Parameters
-    ----------
-    cfg : L1Config
-    rng : None, int or numpy.random.Generator
-    dtype : numpy dtype, default float32
-
-    Attributes
-    ----------
-    W_enc : ndarray of shape (d_in, d_sae)
-    b_enc : ndarray of shape (d_sae,)
-    W_dec : ndarray of shape (d_sae, d_in)
-    b_dec : ndarray of shape (d_in,)
+    ``cfg`` is a :class:`L1Config`; ``rng``, ``dtype`` and the parameters ``W_enc``,
+    ``b_enc``, ``W_dec``, ``b_dec`` are as in :class:`BaseSAE`.
     """
 
     def __init__(self, cfg: L1Config, rng=None, dtype=np.float32) -> None:

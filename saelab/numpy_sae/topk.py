@@ -63,18 +63,8 @@ def auxk_loss(e: np.ndarray, e_hat: np.ndarray) -> float:
 class TopKSAE(BaseSAE):
     """TopK SAE with AuxK (Gao et al. 2024; Chapter 4).
 
-    Parameters
-    ----------
-    cfg : TopKConfig
-    rng : None, int or numpy.random.Generator
-    dtype : numpy dtype, default float32
-
-    Attributes
-    ----------
-    W_enc : ndarray of shape (d_in, d_sae)
-    b_enc : ndarray of shape (d_sae,)
-    W_dec : ndarray of shape (d_sae, d_in)
-    b_dec : ndarray of shape (d_in,)
+    ``cfg`` is a :class:`TopKConfig`; ``rng``, ``dtype`` and the parameters ``W_enc``,
+    ``b_enc``, ``W_dec``, ``b_dec`` are as in :class:`BaseSAE`.
     """
 
     def __init__(self, cfg: TopKConfig, rng=None, dtype=np.float32) -> None:
