@@ -43,7 +43,9 @@ def _linked_box(children, links) -> widgets.VBox:
     return box
 
 
-def _as_image(item, dpi: int) -> widgets.Image:
+def _as_image(item, dpi: int) -> widgets.Widget:
+    if isinstance(item, widgets.Widget):  # a ready panel, e.g. widgets.HTML (Chapter 6 dashboards)
+        return item
     png = item if isinstance(item, (bytes, bytearray)) else fig_to_png(item, dpi)
     return widgets.Image(value=bytes(png), format="png")
 
@@ -67,8 +69,9 @@ def figure_slider(figures_or_pngs: Sequence, values: Sequence, description: str 
 
     Parameters
     ----------
-    figures_or_pngs : sequence of matplotlib figures or PNG bytes
-        One per slider position; figures are rendered with :func:`fig_to_png` and closed.
+    figures_or_pngs : sequence of matplotlib figures, PNG bytes or ipywidgets
+        One per slider position; figures are rendered with :func:`fig_to_png` and closed;
+        widgets (such as ``widgets.HTML`` panels) are shown as they are.
     values : sequence
         Slider labels, one per figure (shown with ``str``).
     description : str
@@ -96,7 +99,8 @@ def figure_grid(pngs: Sequence[Sequence], row_values: Sequence, col_values: Sequ
     Parameters
     ----------
     pngs : nested sequence, ``pngs[i][j]`` for row i and column j
-        Matplotlib figures or PNG bytes, ``len(row_values)`` rows of ``len(col_values)`` each.
+        Matplotlib figures, PNG bytes or ipywidgets, ``len(row_values)`` rows of
+        ``len(col_values)`` each.
     row_values, col_values : sequence
         Labels of the two sliders.
     row_label, col_label : str

@@ -7,7 +7,8 @@
   ``ModelUnavailableError`` that says how to fall back, within a few seconds instead of a
   30-second stack of retries;
 - a local folder written by ``save_model`` (``config.json`` + ``model.safetensors``);
-- ``"saelab-tiny"``, the small model the course ships for offline use (not shipped yet).
+- ``"saelab-tiny"``, the small model the course ships for offline use (``saelab.lm.tiny``), a
+  local folder inside the package.
 
 Hook names are module paths (``blocks.6.hook_resid_pre``); ``check_hook_name`` rejects unknown
 names and lists the valid ones that are close. Taught in Chapter 6.
@@ -25,7 +26,7 @@ from urllib.parse import urlparse
 import torch
 
 __all__ = ["SHIPPED_MODEL", "ModelUnavailableError", "gpt2_like_config", "load_model", "save_model",
-           "check_hook_name", "hook_width", "hub_reachable"]
+           "check_hook_name", "default_hook_name", "hook_width", "hub_reachable"]
 
 SHIPPED_MODEL = "saelab-tiny"
 """Name of the small language model the course ships for offline use."""
@@ -37,7 +38,7 @@ _NOT_PER_TOKEN = ("hook_attn_scores", "hook_pattern")
 
 
 class ModelUnavailableError(OSError):
-    """The requested language model cannot be loaded here (offline, or not shipped yet)."""
+    """The requested language model cannot be loaded here (offline, or its files are missing)."""
 
 
 def _fallback_hint() -> str:
@@ -117,7 +118,12 @@ def _load_local(path: Path, device):
     raw = json.loads((path / "config.json").read_text())
     known = {f.name for f in dataclasses.fields(HookedTransformerConfig) if f.init}
     cfg = HookedTransformerConfig(**{k: v for k, v in raw.items() if k in known})
-    model = HookedTransformer(cfg)
+    tokenizer = None
+    if (path / "tokenizer.json").is_file():
+        from saelab.lm.tokenizer import load_tokenizer
+
+        tokenizer = load_tokenizer(path)
+    model = HookedTransformer(cfg, tokenizer=tokenizer)
     model.load_state_dict(load_file(str(path / "model.safetensors")), strict=False)
     model.eval()
     return model.to(device) if device is not None else model
@@ -130,15 +136,15 @@ def load_model(name: str = "gpt2", device=None):
     ----------
     name : str or path
         ``"gpt2"`` or another TransformerLens model name; ``"saelab-tiny"``; or a folder written
-        by ``save_model``.
+        by ``save_model`` (with ``tokenizer.json`` next to it, the tokenizer is attached).
     device : str or torch.device, optional
         Where to put the model (default: TransformerLens's choice for hub models, CPU otherwise).
 
     Raises
     ------
     ModelUnavailableError
-        The weights are neither cached nor downloadable (offline), or the shipped model is
-        requested before it is shipped. The message says how to fall back.
+        The weights are neither cached nor downloadable (offline), or the shipped model's files
+        are missing. The message says how to fall back.
     ValueError
         A name TransformerLens does not know (with the close names it does know).
     """
@@ -147,9 +153,13 @@ def load_model(name: str = "gpt2", device=None):
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a model name or a folder path, got {name!r}")
     if name == SHIPPED_MODEL:
-        raise ModelUnavailableError(
-            f'the shipped model "{SHIPPED_MODEL}" is not shipped yet (issue 6); meanwhile pass '
-            f"the path of a folder written by saelab.lm.save_model")
+        from saelab.lm.tiny import SHIPPED_DIR
+
+        if not (SHIPPED_DIR / "model.safetensors").is_file():
+            raise ModelUnavailableError(
+                f"the shipped model's files are missing from {SHIPPED_DIR}; rebuild them with "
+                f"python scripts/train_tiny_model.py")
+        return _load_local(SHIPPED_DIR, device)
     from transformer_lens import HookedTransformer, loading
 
     try:
@@ -170,6 +180,15 @@ def load_model(name: str = "gpt2", device=None):
     model = HookedTransformer.from_pretrained(name, device=device)
     model.eval()
     return model
+
+
+def default_hook_name(model) -> str:
+    """The middle residual stream, ``blocks.{n_layers // 2}.hook_resid_pre``: the site Chapter 6 uses.
+
+    For GPT-2 small (12 layers) this is ``blocks.6.hook_resid_pre``, for saelab-tiny (4 layers)
+    ``blocks.2.hook_resid_pre``.
+    """
+    return f"blocks.{model.cfg.n_layers // 2}.hook_resid_pre"
 
 
 def check_hook_name(model, hook_name: str) -> str:
