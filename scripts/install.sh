@@ -10,7 +10,7 @@
 #   browser  the same npm packages (they include playwright-core, which drives the browser), and
 #            Debian's chromium through apt-get when no Chromium is installed (needs root or sudo).
 # A torch that is already installed (for example Colab's GPU build) is never replaced: the
-# package asks only for torch>=2.1. Where no torch is installed, the 2.13.0 CPU build is
+# package asks only for torch>=2.6. Where no torch is installed, the 2.13.0 CPU build is
 # installed first (pinned, so pip does not pull the CUDA packages of the newest release).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -5,7 +5,8 @@ Bricken et al. 2023): firing density, the top-activating contexts with every tok
 latent's activation, the histogram of its non-zero activations, and the tokens its decoder row
 promotes and suppresses through the unembedding. A steering panel shows greedy continuations of a
 prompt with ``alpha * W_dec[i]`` added at the hook, next to the same with a random direction of
-equal norm (:mod:`saelab.lm.steering`).
+equal norm (:mod:`saelab.lm.steering`), with the next-token distribution and the probability it
+puts on the latent's promoted tokens.
 
 Panels are HTML computed once in Python; :func:`saelab.widgets.figure_slider` and
 :func:`saelab.widgets.figure_grid` flip between them in the browser, so the widgets keep working
@@ -24,7 +25,7 @@ import torch
 from saelab.lm.features import (Context, activation_histogram, latent_activations,
                                 latent_density, logit_effect, top_contexts)
 from saelab.lm.harvesting import _special_ids, keep_mask
-from saelab.lm.steering import generate_steered, random_direction
+from saelab.lm.steering import generate_steered, random_direction, steered_logits
 from saelab.widgets import fig_to_png, figure_grid, figure_slider
 
 __all__ = ["show_token", "context_html", "latent_panel", "feature_dashboard", "steering_panel",
@@ -94,27 +95,43 @@ def feature_dashboard(model, sae, tokens: torch.Tensor, hook_name: str, latents:
     return figure_slider(panels, [int(i) for i in latents], description="latent")
 
 
+def _next_token_html(model, logits: torch.Tensor, promoted: list[int], k: int = 5) -> str:
+    probs = logits.float().softmax(-1)  # [d_vocab]
+    top = probs.topk(k)
+    items = ", ".join(f"<code>{show_token(model.tokenizer.decode([int(i)]))}</code> {p:.2f}"
+                      for p, i in zip(top.values.tolist(), top.indices.tolist()))
+    return f"{items} &middot; on the latent's promoted tokens: {probs[promoted].sum():.3f}"
+
+
 def steering_panel(model, prompt: str, hook_name: str, direction: torch.Tensor, alpha: float,
-                   max_new_tokens: int = 24, seed: int = 0) -> str:
-    """HTML: greedy continuations of ``prompt`` steered by ``direction`` and by its random control."""
-    steered = generate_steered(model, prompt, hook_name, direction, alpha,
-                               max_new_tokens=max_new_tokens)
-    control = generate_steered(model, prompt, hook_name, random_direction(direction, seed), alpha,
-                               max_new_tokens=max_new_tokens)
+                   promoted: Sequence[int] = (), max_new_tokens: int = 24, seed: int = 0) -> str:
+    """HTML: ``prompt`` steered by ``direction`` and by its random control (equal norm).
 
-    def row(label, text):
+    For each: the five likeliest next tokens with their probabilities, the total probability of
+    the ``promoted`` token ids (the latent's logit-effect tokens), and the greedy continuation.
+    """
+    control = random_direction(direction, seed)
+    tokens = model.to_tokens(prompt)  # [1, pos]
+    promoted = [int(i) for i in promoted]
+    rows = []
+    for label, d in (("latent direction", direction), ("random control", control)):
+        logits = steered_logits(model, tokens, hook_name, d, alpha)[0, -1]  # [d_vocab]
+        text = generate_steered(model, prompt, hook_name, d, alpha, max_new_tokens=max_new_tokens)
         new = text[len(prompt):] if text.startswith(prompt) else text
-        return (f'<div style="font-family:monospace;white-space:pre-wrap"><b>{label}</b> '
-                f'{html.escape(prompt)}<span style="background:#fde3c8">{show_token(new)}'
-                f"</span></div>")
-
-    return row("latent direction:", steered) + row("random control: ", control)
+        rows.append(f"<div><b>{label}</b>: next token {_next_token_html(model, logits, promoted)}"
+                    f'<div style="font-family:monospace;white-space:pre-wrap">'
+                    f'{html.escape(prompt)}<span style="background:#fde3c8">{show_token(new)}'
+                    f"</span></div></div>")
+    return "".join(rows)
 
 
 def steering_widget(model, sae, prompt: str, hook_name: str, latents: Sequence[int],
                     alphas: Sequence[float], unit: float = 1.0, max_new_tokens: int = 24,
                     seed: int = 0) -> widgets.VBox:
     """Sliders over latents and strengths; each panel is :func:`steering_panel`.
+
+    ``prompt`` is a string, so the model needs a tokenizer. The promoted tokens of each panel are
+    the latent's ten logit-effect tokens (``logit_effect``).
 
     The direction added is ``alpha * unit * W_dec[i] / ||W_dec[i]||``: choose ``unit`` as a
     typical residual-stream norm so that ``alpha`` reads as a fraction of it.
@@ -126,7 +143,8 @@ def steering_widget(model, sae, prompt: str, hook_name: str, latents: Sequence[i
     for i in latents:
         row = sae.W_dec[int(i)].detach()
         direction = unit * row / row.norm()
-        rows.append([widgets.HTML(steering_panel(model, prompt, hook_name, direction, a,
+        promoted = logit_effect(model, sae, int(i), k=10).promoted_ids
+        rows.append([widgets.HTML(steering_panel(model, prompt, hook_name, direction, a, promoted,
                                                  max_new_tokens, seed)) for a in alphas])
     return figure_grid(rows, [int(i) for i in latents], list(alphas), row_label="latent",
                        col_label="alpha")

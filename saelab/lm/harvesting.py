@@ -89,7 +89,7 @@ def token_windows(model, corpus, seq_len: int, *, max_windows: int | None = None
     bos = tok.bos_token_id
     body, need, windows = [], seq_len - 1, []
     for text in _texts(corpus, text_column):
-        body.extend(tok(text)["input_ids"] + [bos])
+        body.extend(tok(text, add_special_tokens=False)["input_ids"] + [bos])  # EOS between texts
         while len(body) >= need:
             windows.append([bos] + body[:need])
             body = body[need:]
