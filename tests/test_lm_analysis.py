@@ -28,7 +28,10 @@ def model():
 @pytest.fixture(scope="module")
 def trained():
     """The tiny model after 60 Adam steps on counting sequences (next = previous + 1), so that
-    zero-ablating its residual stream costs loss (an untrained model predicts uniformly)."""
+    zero-ablating its residual stream costs loss (an untrained model predicts uniformly).
+    Module-scoped fixtures run before the function-scoped ``one_thread``: set one thread here."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     torch.manual_seed(0)
     m = HookedTransformer(lm.gpt2_like_config(d_model=D, n_ctx=32, d_vocab=200))
     opt = torch.optim.Adam(m.parameters(), lr=3e-3)
@@ -37,6 +40,7 @@ def trained():
         opt.zero_grad()
         loss.backward()
         opt.step()
+    torch.set_num_threads(threads)
     return m.eval()
 
 

@@ -46,8 +46,13 @@ def test_gpt2_unreachable_hub_fails_fast(monkeypatch):
         lm.load_model("gpt2")
 
 
-def test_shipped_model_not_yet_and_unknown_name():
-    with pytest.raises(lm.ModelUnavailableError, match="not shipped yet"):
+def test_shipped_model_missing_files_and_unknown_name(monkeypatch, tmp_path):
+    shipped = lm.load_model("saelab-tiny")  # its files are part of the package
+    assert shipped.tokenizer is not None and shipped.cfg.model_name == "saelab-tiny"
+    from saelab.lm import tiny
+
+    monkeypatch.setattr(tiny, "SHIPPED_DIR", tmp_path)  # as in a checkout without the files
+    with pytest.raises(lm.ModelUnavailableError, match="missing from .*train_tiny_model.py"):
         lm.load_model("saelab-tiny")
     with pytest.raises(ValueError, match="close names: .*gpt2"):
         lm.load_model("gtp2")

@@ -97,7 +97,8 @@ def _check_logits(name, model, tokens, hook, want, wrong):
             f"{name}: running the model with your hook raised {type(exc).__name__}: {exc}. The "
             f"hook receives act of shape [batch, pos, d_model] and must return a tensor of the "
             f"same shape") from exc
-    checking.expect_close(name, got, want, wrong, rtol=1e-4, atol=1e-4, what="the output logits")
+    checking.expect_close(name, got, want, wrong, rtol=1e-4, atol=1e-4,
+                          what="the model's output")
 
 
 def make_splice_hook(fn) -> None:
