@@ -1,7 +1,7 @@
 """The first cell of every chapter: on Google Colab, install saelab; anywhere else, do nothing.
 
 Colab ships its own PyTorch, built for its GPU. The cell installs this repository's package with
-``pip install git+https://github.com/saelab/saelab``. The package asks only for ``torch>=2.1``,
+``pip install git+https://github.com/saelab/saelab``. The package asks only for ``torch>=2.6``,
 which Colab's torch satisfies, so pip keeps it and installs just what is missing (pip upgrades a
 dependency only when the installed version does not satisfy the requirement). The chapter then
 picks its device with :func:`saelab.get_device` (``"cuda"`` on a GPU runtime).
@@ -35,7 +35,7 @@ def colab_setup(environ, modules, run):
     on_colab = ("google.colab" in modules or "COLAB_RELEASE_TAG" in environ
                 or "COLAB_GPU" in environ)
     if on_colab:
-        # No torch in the command: the package needs torch>=2.1, which Colab's own build satisfies.
+        # No torch in the command: the package needs torch>=2.6, which Colab's own build satisfies.
         run([sys.executable, "-m", "pip", "install", "--quiet",
              "saelab @ git+https://github.com/saelab/saelab"])
     return on_colab

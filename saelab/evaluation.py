@@ -8,6 +8,8 @@ batch (a tensor, an array or any iterable of batches), and accumulates in float6
     L0       = mean_b #{i : f_bi != 0}
     density  = fraction of tokens on which each latent fires; dense = density > 1% and > 10%
     dead     = fraction of latents that never fire in the first ``dead_window_tokens`` tokens
+               (the report keeps each latent's first firing, so any shorter window can be read
+               off afterwards with ``report.dead_fraction_within(window)``)
     bias     = sum_b ||x_hat_b||^2 / sum_b x_b . x_hat_b   (relative reconstruction bias,
                Rajamanoharan et al. 2024, arXiv:2404.16014)
 
@@ -49,6 +51,7 @@ class EvalReport:
     dense_fraction_10pct: float  # latents firing on more than 10% of tokens
     relative_reconstruction_bias: float  # E||x_hat||^2 / E[x.x_hat]; < 1: shrinkage; NaN: undefined
     firing_density: np.ndarray  # (d_sae,) fraction of tokens each latent fires on
+    first_fire: np.ndarray  # (d_sae,) int: row of each latent's first firing, -1 if it never did
     mmcs_learned_to_true: float | None = None  # mean over latents of best cos with a true feature
     mmcs_true_to_learned: float | None = None  # mean over true features of best cos with a latent
     ce_clean: float | None = None  # LM cross-entropy as is (nats/token)
@@ -86,7 +89,7 @@ class EvalReport:
         out = []
         for fld in fields(self):
             value = getattr(self, fld.name)
-            if value is None or fld.name == "firing_density":
+            if value is None or isinstance(value, np.ndarray):
                 continue
             if isinstance(value, (int, np.integer)):
                 text = f"{value:,}"
@@ -99,6 +102,16 @@ class EvalReport:
                 continue
             out.append((fld.name, text, note))
         return out
+
+    def dead_fraction_within(self, window: int) -> float:
+        """Fraction of latents that fire on none of the first ``window`` rows evaluated.
+
+        Read off ``first_fire``, so one evaluation gives the dead fraction for every window up
+        to ``n_tokens``: the longer the window, the fewer latents look dead. Chapter 5.
+        """
+        check_int_in_range("window", window, 1, self.n_tokens)
+        alive = (self.first_fire >= 0) & (self.first_fire < window)  # [d_sae]
+        return float(np.mean(~alive))
 
     def table(self) -> str:
         """The report as one aligned plain-text table (metric, value, definition)."""
@@ -205,7 +218,7 @@ def evaluate(sae, activations, *, batch_size: int = 4096, dead_window_tokens: in
         acc = metrics.FVUAccumulator()
         n, l0_sum, sq_x, sq_hat, cross = 0, 0.0, 0.0, 0.0, 0.0
         fired_count = np.zeros(d_sae)  # [d_sae] tokens each latent fired on
-        fired_in_window = np.zeros(d_sae, dtype=bool)  # [d_sae]
+        first_fire = np.full(d_sae, -1)  # [d_sae] row of the first firing, -1: not yet
         for batch in _batches(activations, batch_size, d_in):
             if batch.shape[0] == 0:
                 continue
@@ -214,11 +227,11 @@ def evaluate(sae, activations, *, batch_size: int = 4096, dead_window_tokens: in
             x_hat = sae.decode(f)  # [batch, d_in]
             acc.update(x, x_hat)
             rows = x.shape[0]
-            l0_sum += metrics.l0(f) * rows
-            fired_count += np.rint(metrics.firing_density(f) * rows)
-            window = rows if dead_window_tokens is None else min(rows, dead_window_tokens - n)
-            if window > 0:
-                fired_in_window |= metrics.firing_density(f[:window]) > 0
+            fires = (f != 0).cpu().numpy()  # [batch, d_sae] bool, 1 byte per entry on the CPU
+            l0_sum += float(fires.sum())  # active latents over the batch's rows
+            fired_count += fires.sum(axis=0)
+            new = (first_fire < 0) & fires.any(axis=0)  # [d_sae] first firing in this batch
+            first_fire[new] = n + fires[:, new].argmax(axis=0)
             x64, hat64 = x.double(), x_hat.double()  # [batch, d_in] float64 sums
             sq_x += float(x64.pow(2).sum())
             sq_hat += float(hat64.pow(2).sum())
@@ -231,14 +244,15 @@ def evaluate(sae, activations, *, batch_size: int = 4096, dead_window_tokens: in
                              f"got {dead_window_tokens}")
         density = fired_count / n  # [d_sae]
         fvu = acc.value
+        window = n if dead_window_tokens is None else int(dead_window_tokens)
+        in_window = (first_fire >= 0) & (first_fire < window)  # [d_sae] fired within the window
         report = dict(
             n_tokens=n, fvu=fvu, explained_variance=1.0 - fvu, l0=l0_sum / n,
-            dead_fraction=float(np.mean(~fired_in_window)),
-            dead_window_tokens=n if dead_window_tokens is None else int(dead_window_tokens),
+            dead_fraction=float(np.mean(~in_window)), dead_window_tokens=window,
             dense_fraction_1pct=float(np.mean(density > 0.01)),
             dense_fraction_10pct=float(np.mean(density > 0.10)),
             relative_reconstruction_bias=sq_hat / cross if cross > 0 else float("nan"),
-            firing_density=density)
+            firing_density=density, first_fire=first_fire)
         if true_features is not None:
             m = metrics.mmcs(sae.W_dec, true_features)
             report.update(mmcs_learned_to_true=m.a_to_b, mmcs_true_to_learned=m.b_to_a)

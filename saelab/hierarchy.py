@@ -1,4 +1,4 @@
-"""Features with a known parent/child hierarchy, and how SAEs split and absorb them.
+"""Features with a known parent/child hierarchy, and how SAEs split them.
 
 Generative model. There are ``n_parents`` parent features, and each parent ``p`` has
 ``n_children`` child features (child ``c`` belongs to parent ``c // n_children``). For each sample,
@@ -27,10 +27,10 @@ Measurements, pure functions of an SAE's codes ``f`` (and decoder) on such data:
   it (almost) only fires, and says whether it is *child-specific* (fires almost only when one
   given child is active). :func:`feature_splitting` compares an SAE of width m with one of width
   4m: a parent has split when the wide SAE holds more child-specific latents for it.
-* Feature absorption (Chanin et al., 2024): the latent that looks like parent ``p`` fires on
-  parent-only inputs but stays silent where a child is active, because a child latent has
-  absorbed the parent direction (firing one latent instead of two is cheaper in L1 / L0).
-  :func:`feature_absorption` measures how often.
+* :func:`firing_by_condition`: how often each latent fires on one parent's inputs, split by
+  which child (if any) is active; the table behind Chapter 5's splitting and absorption figures.
+* Feature absorption, where a parent latent goes silent wherever a child fires, is measured in
+  :mod:`saelab.absorption`.
 
 Taught in Chapter 5.
 """
@@ -42,11 +42,11 @@ import numpy as np
 import torch
 
 from saelab._checks import (check_finite, check_int_in_range, check_nonnegative,
-                            check_probability, check_shape)
+                            check_probability)
 from saelab.features import make_generator
 
 __all__ = ["HierarchicalData", "make_hierarchical_data", "LatentFamilies", "family_latents",
-           "FeatureSplitting", "feature_splitting", "Absorption", "feature_absorption"]
+           "FeatureSplitting", "feature_splitting", "firing_by_condition"]
 
 MAGNITUDES = ("one", "uniform")
 
@@ -298,91 +298,37 @@ def feature_splitting(f_narrow, f_wide, data: HierarchicalData, min_precision: f
                             float(wide.n_child_latents.mean()))
 
 
-# ----------------------------------------------------------------------------------------------
-# Absorption
-# ----------------------------------------------------------------------------------------------
+def firing_by_condition(f, data: HierarchicalData, parent: int) -> np.ndarray:
+    """How often each latent fires on parent ``parent``'s inputs, by which child is active.
 
-class Absorption(NamedTuple):
-    """Absorption of each parent feature by its children (Chapter 5)."""
-
-    parent_latent: np.ndarray  # (n_parents,) int: latent best aligned with P_p, -1 if none
-    cosine: np.ndarray  # (n_parents,) that latent's decoder cosine with P_p
-    parent_only_recall: np.ndarray  # (n_parents,) P(latent fires | parent on, no child on)
-    rates: np.ndarray  # (n_parents,) absorption rate; NaN where not valid
-    child_rates: np.ndarray  # (n_parents * n_children,) P(latent silent | child c on); NaN: no data
-    valid: np.ndarray  # (n_parents,) bool: rate is defined (see feature_absorption)
-    mean: float  # mean of rates over valid parents; NaN if none is valid
-
-
-def feature_absorption(f, W_dec, data: HierarchicalData, min_cos: float = 0.5,
-                       min_recall: float = 0.5) -> Absorption:
-    """Absorption rate of each parent: how often its latent is silent where a child is active.
-
-    For parent ``p`` the *parent latent* is the latent whose decoder row has the largest cosine
-    with ``P_p`` (absorption distorts the parent latent's encoder, which learns to exclude the
-    child directions, while its decoder keeps pointing along the parent). Then, on ``data``,
-
-        parent_only_recall_p = P(parent latent fires | p active, no child of p active)
-        rate_p               = P(parent latent silent | p active, some child of p active)
-        child_rate_c         = P(parent latent silent | child c active)
-
-    ``rate_p`` is 0 for a latent that fires on all of p's inputs and 1 for one that fires on
-    none of those with a child: the child latents have absorbed the parent. It counts as
-    absorption only if the latent does work as a parent detector elsewhere, so ``rate_p`` is
-    *valid* (not NaN) only when a parent latent exists (``cosine >= min_cos``), its parent-only
-    recall is at least ``min_recall``, and both kinds of inputs occur. This follows the spirit of
-    Chanin et al. (2024, arXiv:2409.14507), who additionally require an absorbing latent; here the
-    ground truth tells us the feature is present. Chapter 5.
+    Column 0 is ``P(latent fires | parent on, none of its children on)``; column ``1 + j`` is
+    ``P(latent fires | child j of the parent on)`` (child ``j`` is global child
+    ``parent * n_children + j``). Other parents may be active too, as they are in the data. A
+    parent latent fires across the whole row; after splitting, each child-specific latent fires
+    in one column only; an absorbed parent latent fires in column 0 only. Chapter 5.
 
     Parameters
     ----------
     f : ndarray or Tensor of shape (n_samples, d_sae)
         The SAE's codes on ``data.x`` (in inference mode).
-    W_dec : ndarray or Tensor of shape (d_sae, d_in)
-        The SAE's decoder rows.
     data : HierarchicalData
-    min_cos : float
-        Smallest decoder cosine with ``P_p`` for a latent to count as p's latent.
-    min_recall : float
-        Smallest parent-only recall for the latent to count as a working parent detector.
+    parent : int
+        Which parent's family.
 
     Returns
     -------
-    Absorption
+    ndarray of shape (d_sae, 1 + n_children)
+        Firing rates in [0, 1]; NaN in a column whose condition never occurs.
     """
-    check_probability("min_cos", min_cos)
-    check_probability("min_recall", min_recall)
-    W = _as_f64(W_dec)  # [d_sae, d_in]
-    fires = _active("f", f, data.x.shape[0])  # [n, d_sae]
-    check_shape("W_dec", W, (fires.shape[1], data.parent_dictionary.shape[1]))
-    check_finite("W_dec", W)
-    P = _as_f64(data.parent_dictionary)  # [n_parents, d_in]
-    norms = np.linalg.norm(W, axis=1)  # [d_sae]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cos = np.nan_to_num((P @ W.T) / norms[None, :], nan=-1.0)  # [n_parents, d_sae]
-    best = cos.argmax(1)  # [n_parents]
-    best_cos = cos.max(1)
-    found = best_cos >= min_cos
+    fires = _active("f", f, data.x.shape[0]).astype(np.float64)  # [n, d_sae]
     parents = _active("data.parent_codes", data.parent_codes)  # [n, n_parents]
     children = _active("data.child_codes", data.child_codes)  # [n, n_child]
-    child_parent = data.child_parent.cpu().numpy()  # [n_child]
-    n_parents = parents.shape[1]
-    any_child = np.zeros_like(parents)  # [n, n_parents]: some child of p active
-    for c, p in enumerate(child_parent):
-        any_child[:, p] |= children[:, c]
-    latent_fires = fires[:, best]  # [n, n_parents]: parent p's latent fires
-    recall, rates = np.full(n_parents, np.nan), np.full(n_parents, np.nan)
-    for p in range(n_parents):
-        alone, with_child = parents[:, p] & ~any_child[:, p], any_child[:, p]
-        if alone.any():
-            recall[p] = latent_fires[alone, p].mean()
-        if with_child.any():
-            rates[p] = 1.0 - latent_fires[with_child, p].mean()
-    child_rates = np.array([1.0 - latent_fires[children[:, c], p].mean() if children[:, c].any()
-                            else np.nan for c, p in enumerate(child_parent)])
-    child_rates[~found[child_parent]] = np.nan
-    valid = found & (np.nan_to_num(recall) >= min_recall) & ~np.isnan(rates)
-    rates = np.where(valid, rates, np.nan)
-    mean = float(rates[valid].mean()) if valid.any() else float("nan")
-    return Absorption(np.where(found, best, -1), best_cos, recall, rates, child_rates, valid,
-                      mean)
+    check_int_in_range("parent", parent, 0, parents.shape[1] - 1)
+    own = np.flatnonzero(data.child_parent.cpu().numpy() == parent)  # this parent's children
+    conditions = [parents[:, parent] & ~children[:, own].any(axis=1)]
+    conditions += [children[:, c] for c in own]
+    out = np.full((fires.shape[1], len(conditions)), np.nan)
+    for j, rows in enumerate(conditions):
+        if rows.any():
+            out[:, j] = fires[rows].mean(axis=0)
+    return out

@@ -7,7 +7,7 @@ The headline reconstruction metric is the fraction of variance unexplained,
 with both expectations taken over the whole evaluation set (a ratio of sums, not a mean of
 per-token ratios) and the variance measured about the data mean, accumulated in float64. Its
 complement ``1 - FVU`` is the explained variance. Published evaluation code has got this wrong in
-two ways: averaging per-token ratios (the "legacy" SAEBench formula, fixed in SAEBench PR #61,
+two ways: averaging per-token ratios (the "legacy" SAEBench formula; see SAEBench PR #61,
 2025) and measuring variance about zero instead of about the mean (SAELens issue #659, 2026). The
 wrong variants live here too, under names that start with ``fvu_wrong_``, so Chapter 5 can show
 how much they move the score; never use them to report a result.

@@ -3,14 +3,11 @@
 For the sparsity-reconstruction Pareto frontier each family is trained with a sweep of its one
 sparsity knob (``FAMILY_KNOBS``: lambda for L1 and Gated, k for TopK and BatchTopK, the L0
 coefficient for JumpReLU), on the same data, with the same training settings and seed, and then
-evaluated on the same held-out inputs:
-
-    L0   = mean_b #{i : f_bi != 0}
-    FVU  = sum_b ||x_b - x_hat_b||^2 / sum_b ||x_b - mean(x)||^2
-    bias = E||x_hat||^2 / E[x . x_hat]          relative reconstruction bias (< 1: shrinkage)
+evaluated on the same held-out inputs with Chapter 5's report (``saelab.evaluation.evaluate``:
+L0, FVU, relative reconstruction bias ``E||x_hat||^2 / E[x . x_hat]``, dead and dense latents).
 
 Evaluation runs in inference mode (``sae.eval()``), which matters for BatchTopK: its codes then
-come from the learned threshold, not from the batch. Taught in Chapter 4; reused in Chapter 5.
+come from the learned threshold, not from the batch. Taught in Chapter 4.
 """
 from __future__ import annotations
 
@@ -19,24 +16,15 @@ from typing import NamedTuple, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from saelab import metrics
+from saelab.evaluation import EvalReport, evaluate
 from saelab.torch_sae import make_sae
 from saelab.train import TrainConfig, TrainResult, train_sae
 
-__all__ = ["FAMILY_KNOBS", "SAEEval", "SweepRun", "evaluate_sae", "train_sweep", "knob_value"]
+__all__ = ["FAMILY_KNOBS", "SweepRun", "train_sweep", "knob_value"]
 
 FAMILY_KNOBS = {"l1": "l1_coeff", "topk": "k", "batchtopk": "k", "jumprelu": "l0_coeff",
                 "gated": "l1_coeff"}
 """Family -> the config field that sets its sparsity."""
-
-
-class SAEEval(NamedTuple):
-    """Inference-mode metrics of an SAE on held-out inputs (Chapter 4)."""
-
-    l0: float  # mean active latents per input
-    fvu: float  # fraction of variance unexplained
-    bias: float  # relative reconstruction bias E||x_hat||^2 / E[x . x_hat]
-    dead_frac: float  # latents that never fire on these inputs
 
 
 class SweepRun(NamedTuple):
@@ -45,7 +33,7 @@ class SweepRun(NamedTuple):
     cfg: object  # the family config
     sae: torch.nn.Module  # trained, left in eval (inference) mode
     result: TrainResult  # training history
-    eval: SAEEval  # metrics on the held-out inputs
+    eval: EvalReport  # every Chapter 5 metric on the held-out inputs
 
 
 def knob_value(cfg) -> float:
@@ -53,20 +41,6 @@ def knob_value(cfg) -> float:
     if getattr(cfg, "family", None) not in FAMILY_KNOBS:
         raise ValueError(f"cfg must be an SAE family config, got {cfg!r}")
     return getattr(cfg, FAMILY_KNOBS[cfg.family])
-
-
-@torch.no_grad()
-def evaluate_sae(sae, x: torch.Tensor) -> SAEEval:
-    """L0, FVU, relative reconstruction bias and dead fraction of ``sae`` on ``x`` [n, d_in].
-
-    Puts ``sae`` in inference mode (``sae.eval()``) and leaves it there. Chapter 4.
-    """
-    sae.eval()
-    x = x.to(sae.W_dec.device, sae.W_dec.dtype)  # [n, d_in]
-    f = sae.encode(x)  # [n, d_sae]
-    x_hat = sae.decode(f)  # [n, d_in]
-    return SAEEval(metrics.l0(f), metrics.fvu(x, x_hat),
-                   metrics.relative_reconstruction_bias(x, x_hat), metrics.dead_fraction(f))
 
 
 def train_sweep(configs: Sequence, x_train, x_eval, train_cfg: TrainConfig, seed: int = 0,
@@ -86,5 +60,6 @@ def train_sweep(configs: Sequence, x_train, x_eval, train_cfg: TrainConfig, seed
         torch.manual_seed(seed)
         sae = make_sae(cfg)
         result = train_sae(sae, x_train, train_cfg, progress=False)
-        runs.append(SweepRun(cfg, sae, result, evaluate_sae(sae, x_eval)))
+        sae.eval()  # left in inference mode, as the runs are used
+        runs.append(SweepRun(cfg, sae, result, evaluate(sae, x_eval)))
     return runs

@@ -53,6 +53,8 @@ def test_streaming_report_equals_one_shot_metrics(toy):
     assert rep.l0 == pytest.approx(metrics.l0(f), rel=1e-12)
     np.testing.assert_allclose(rep.firing_density, metrics.firing_density(f))
     assert rep.dead_fraction == metrics.dead_fraction(f)
+    for window in (1, 37, 500, 1000):  # first firings agree with the one-shot dead fraction
+        assert rep.dead_fraction_within(window) == metrics.dead_fraction(f[:window])
     assert rep.dense_fraction_1pct == metrics.dense_fraction(f, 0.01)
     assert rep.dense_fraction_10pct == metrics.dense_fraction(f, 0.10)
     assert rep.relative_reconstruction_bias == pytest.approx(
@@ -118,6 +120,13 @@ def test_dead_fraction_window_is_a_prefix():
     # densities use every row, whatever the window
     np.testing.assert_allclose(first10.firing_density, full.firing_density)
     assert first10.firing_density[6] == pytest.approx(1 / 20)
+    # first firings, and every shorter window read off one report
+    assert full.first_fire.tolist() == [0, 10, -1, -1, -1, -1, 19, -1]
+    assert [full.dead_fraction_within(w) for w in (1, 10, 11, 19, 20)] == [7 / 8, 7 / 8, 6 / 8,
+                                                                         6 / 8, 5 / 8]
+    assert first10.dead_fraction_within(10) == first10.dead_fraction
+    with pytest.raises(ValueError, match="window must be in 1..20, got 21"):
+        full.dead_fraction_within(21)
     with pytest.raises(ValueError, match="dead_window_tokens must be at most the 20 rows"):
         evaluate(sae, x, dead_window_tokens=21)
 
@@ -131,7 +140,7 @@ def test_table_holds_every_metric(toy):
     text = str(rep)
     assert text == rep.table()
     for name in EvalReport.__dataclass_fields__:
-        if name not in ("firing_density", "dead_window_tokens"):
+        if name not in ("firing_density", "first_fire", "dead_window_tokens"):
             assert name in text, name
     assert f"never fired in {rep.dead_window_tokens:,} tokens" in text
     lines = text.splitlines()[2:]

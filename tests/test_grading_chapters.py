@@ -161,6 +161,93 @@ WRONG_ANSWERS = {
              "jump height 1"),
         ],
     },
+    "05_evaluation": {
+        "fvu_streaming": [
+            ("def fvu_streaming(batches):\n"
+             "    residual, total = 0.0, 0.0\n"
+             "    for x, x_hat in batches:\n"
+             "        x, x_hat = x.astype(np.float64), x_hat.astype(np.float64)\n"
+             "        residual += ((x - x_hat) ** 2).sum()\n"
+             "        total += (x ** 2).sum()\n"
+             "    return residual / total\n",
+             "variance about zero"),
+            ("def fvu_streaming(batches):\n"
+             "    residual, total = 0.0, 0.0\n"
+             "    for x, x_hat in batches:\n"
+             "        x, x_hat = x.astype(np.float64), x_hat.astype(np.float64)\n"
+             "        residual += ((x - x_hat) ** 2).sum()\n"
+             "        total += ((x - x.mean(axis=0)) ** 2).sum()\n"
+             "    return residual / total\n",
+             "each batch was centred on its own mean"),
+        ],
+        "dead_fraction_in_window": [
+            ("def dead_fraction_in_window(code_batches, window):\n"
+             "    fired, seen = np.zeros(code_batches[0].shape[1], dtype=bool), 0\n"
+             "    for f in code_batches:\n"
+             "        if seen >= window:\n"
+             "            break\n"
+             "        fired |= (f != 0).any(axis=0)\n"
+             "        seen += f.shape[0]\n"
+             "    return float(np.mean(~fired))\n",
+             "you used that whole batch"),
+            ("def dead_fraction_in_window(code_batches, window):\n"
+             "    f = np.concatenate(code_batches)[:window]\n"
+             "    return float(np.mean(~(f != 0).any(axis=1)))\n",
+             "wrong axis"),
+        ],
+        "mmcs": [
+            ("def mmcs(learned, true):\n"
+             "    sim = learned @ true.T\n"
+             "    return sim.max(axis=1).mean(), sim.max(axis=0).mean()\n",
+             "dot products, not cosines"),
+            ("def mmcs(learned, true):\n"
+             "    a = learned / np.linalg.norm(learned, axis=1, keepdims=True)\n"
+             "    b = true / np.linalg.norm(true, axis=1, keepdims=True)\n"
+             "    sim = np.abs(a @ b.T)\n"
+             "    return sim.max(axis=1).mean(), sim.max(axis=0).mean()\n",
+             "absolute cosine"),
+        ],
+    },
+    "06_gpt2_sae": {
+        "fvu_on_batch": [
+            ("def fvu_on_batch(x, x_hat):\n"
+             "    x, x_hat = x.double(), x_hat.double()\n"
+             "    return ((x - x_hat) ** 2).sum().item() / (x ** 2).sum().item()\n",
+             "variance about zero"),
+            ("def fvu_on_batch(x, x_hat):\n"
+             "    x, x_hat = x.double(), x_hat.double()\n"
+             "    err = ((x - x_hat) ** 2).sum(dim=1)\n"
+             "    var = ((x - x.mean(dim=0)) ** 2).sum(dim=1)\n"
+             "    return (err / var).mean().item()\n",
+             "one ratio per token"),
+        ],
+        "make_splice_hook": [
+            ("def make_splice_hook(sae):\n"
+             "    def hook(act, hook):\n"
+             "        return act\n"
+             "    return hook\n",
+             "leaves the activation unchanged"),
+            ("def make_splice_hook(sae):\n"
+             "    def hook(act, hook):\n"
+             "        flat = act.reshape(-1, act.shape[-1])\n"
+             "        return (sae.encode(flat) @ sae.W_dec).reshape(act.shape)\n"
+             "    return hook\n",
+             "misses b_dec"),
+        ],
+        "make_steering_hook": [
+            ("def make_steering_hook(direction, alpha):\n"
+             "    def hook(act, hook):\n"
+             "        return act + direction\n"
+             "    return hook\n",
+             "without multiplying by alpha"),
+            ("def make_steering_hook(direction, alpha):\n"
+             "    def hook(act, hook):\n"
+             "        act[:, -1] += alpha * direction\n"
+             "        return act\n"
+             "    return hook\n",
+             "only at the last position"),
+        ],
+    },
 }
 
 

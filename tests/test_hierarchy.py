@@ -1,4 +1,4 @@
-"""Tests for saelab.hierarchy: parent/child data, feature splitting and absorption (Chapter 5).
+"""Tests for saelab.hierarchy and saelab.absorption: parent/child data, splitting, absorption.
 
 The measurements are checked on hand-built SAEs whose behaviour is known exactly (orthonormal
 directions, magnitude-one codes, no noise), then on one small trained run.
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from saelab.hierarchy import (family_latents, feature_absorption, feature_splitting,
+from saelab.absorption import feature_absorption
+from saelab.hierarchy import (family_latents, feature_splitting, firing_by_condition,
                               make_hierarchical_data)
 from saelab.sae_config import L1Config
 from saelab.torch_sae import make_sae
@@ -195,6 +196,29 @@ def test_splitting_narrow_parents_wide_children(data):
     assert (sp.mean_child_latents_narrow, sp.mean_child_latents_wide) == (0.0, 3.0)
     # the same SAE twice has not split
     assert feature_splitting(codes(wide, data.x), codes(wide, data.x), data).split_fraction == 0.0
+
+
+def test_firing_by_condition_on_hand_built_saes(data):
+    rows = torch.cat([data.parent_dictionary, data.child_dictionary])
+    wide = hand_sae(rows, rows)  # latent i fires iff feature i is on
+    table = firing_by_condition(codes(wide, data.x), data, parent=1)
+    assert table.shape == (16, 1 + N_CHILDREN)
+    np.testing.assert_array_equal(table[1], [1, 1, 1, 1])  # the parent latent: every column
+    np.testing.assert_array_equal(table[4 + 3:4 + 6], np.eye(3, 4, k=1))  # child j: column 1 + j
+    assert np.all(table[[0, 2, 3] + list(range(4, 7)) + list(range(10, 16))] < 0.2)  # others
+    # the absorbing SAE of the test above: parent latent 1 fires only with no child on
+    enc = torch.cat([data.parent_dictionary - children_sum(data), data.child_dictionary])
+    absorbing = firing_by_condition(codes(hand_sae(enc, rows), data.x), data, parent=1)
+    np.testing.assert_array_equal(absorbing[1], [1, 0, 0, 0])
+    with pytest.raises(ValueError, match="parent must be in 0..3, got 4"):
+        firing_by_condition(codes(wide, data.x), data, parent=4)
+
+
+def test_firing_by_condition_nan_for_a_condition_that_never_occurs():
+    d = make_hierarchical_data(200, d_in=D_IN, n_parents=N_PARENTS, n_children=N_CHILDREN,
+                               p_child=1.0, orthogonal=True, seed=0)  # a parent never comes alone
+    table = firing_by_condition(torch.ones(200, 5), d, parent=0)
+    assert np.isnan(table[:, 0]).all() and (table[:, 1:] == 1).all()
 
 
 def test_latent_that_fires_everywhere_is_unassigned(data):
