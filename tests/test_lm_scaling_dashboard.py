@@ -25,8 +25,8 @@ from saelab.lm import dashboard  # noqa: E402
 from saelab.lm.features import Context  # noqa: E402
 from saelab.lm.scaling import activation_scale, fold_input_scale  # noqa: E402
 from saelab.lm.tokenizer import train_tokenizer  # noqa: E402
-from saelab.sae_config import (BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config,  # noqa: E402
-                               TopKConfig)
+from saelab.sae_config import TopKConfig  # noqa: E402
+from sae_cases import family_configs  # noqa: E402
 
 pytestmark = [pytest.mark.usefixtures("one_thread"),
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]
@@ -65,14 +65,7 @@ def test_activation_scale_bad_input(acts, match):
 # ----- folding the scale into every SAE family ----------------------------------------------------
 
 D_IN, D_SAE = 12, 40
-FAMILIES = {
-    "l1-unit": L1Config(D_IN, D_SAE, decoder_norm="unit"),
-    "l1-weighted": L1Config(D_IN, D_SAE, decoder_norm="weighted"),
-    "topk": TopKConfig(D_IN, D_SAE, k=5, k_aux=8),
-    "jumprelu": JumpReLUConfig(D_IN, D_SAE, threshold_init=0.3),
-    "batchtopk": BatchTopKConfig(D_IN, D_SAE, k=5, k_aux=8),
-    "gated": GatedConfig(D_IN, D_SAE),
-}
+FAMILIES = family_configs(D_IN, D_SAE, threshold_init=0.3)
 
 
 def random_sae(cfg, seed=0):

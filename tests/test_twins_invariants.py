@@ -12,19 +12,13 @@ import torch
 
 from saelab import numpy_sae as ns
 from saelab import torch_sae as ts
-from saelab.sae_config import BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config, TopKConfig
+from saelab.sae_config import BatchTopKConfig, TopKConfig
 from saelab.sae_output import SAEOutput
+from sae_cases import family_configs
 
 D_IN, D_SAE, BATCH = 10, 40, 32
 TWINS = ["numpy", "torch"]
-CASES = {
-    "l1-unit": L1Config(D_IN, D_SAE, decoder_norm="unit"),
-    "l1-weighted": L1Config(D_IN, D_SAE, decoder_norm="weighted"),
-    "topk": TopKConfig(D_IN, D_SAE, k=5, k_aux=8),
-    "jumprelu": JumpReLUConfig(D_IN, D_SAE, threshold_init=0.2),
-    "batchtopk": BatchTopKConfig(D_IN, D_SAE, k=5, k_aux=8),
-    "gated": GatedConfig(D_IN, D_SAE),
-}
+CASES = family_configs(D_IN, D_SAE, threshold_init=0.2)
 UNIT_CASES = ["l1-unit", "topk", "jumprelu", "batchtopk", "gated"]
 WEIGHTED_CASES = ["l1-weighted"]  # decoder rows start at norm 0.1 and are free
 
