@@ -1,0 +1,69 @@
+"""Sparse autoencoders in NumPy with hand-derived gradients (Chapters 2 and 4).
+
+Classes ``L1SAE``, ``TopKSAE``, ``JumpReLUSAE``, ``BatchTopKSAE`` and ``GatedSAE`` share parameter
+names, shapes and layout with their torch twins in ``saelab.torch_sae``; ``Adam`` matches
+``torch.optim.Adam``; ``from_torch`` copies a torch SAE's weights into a new NumPy SAE.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from saelab.numpy_sae.adam import Adam
+from saelab.numpy_sae.base import BaseSAE, recon_loss
+from saelab.numpy_sae.batchtopk import THRESHOLD_UNSET, BatchTopKSAE, batch_topk_relu
+from saelab.numpy_sae.gated import GatedSAE
+from saelab.numpy_sae.jumprelu import THRESHOLD_FLOOR, JumpReLUSAE, rectangle
+from saelab.numpy_sae.l1 import L1SAE
+from saelab.numpy_sae.topk import TopKSAE, auxk_loss, topk_relu
+from saelab.sae_config import (BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config,
+                                TopKConfig)
+
+SAE_CLASSES = {"l1": L1SAE, "topk": TopKSAE, "jumprelu": JumpReLUSAE,
+               "batchtopk": BatchTopKSAE, "gated": GatedSAE}
+"""Family name (``cfg.family``) -> NumPy SAE class."""
+
+
+def make_sae(cfg, rng=None, dtype=np.float32) -> BaseSAE:
+    """Build the NumPy SAE of ``cfg``'s family (``L1Config`` -> ``L1SAE``, ...). Chapter 4."""
+    family = getattr(cfg, "family", None)
+    if family not in SAE_CLASSES:
+        raise ValueError(f"cfg must be an L1Config, TopKConfig, JumpReLUConfig, BatchTopKConfig "
+                         f"or GatedConfig, got {cfg!r}")
+    return SAE_CLASSES[family](cfg, rng=rng, dtype=dtype)
+
+
+def from_torch(t_sae, dtype=None) -> BaseSAE:
+    """A NumPy SAE with the same config and weights as torch SAE ``t_sae`` (for parity tests).
+
+    ``dtype=None`` keeps the tensors' dtype. Chapter 2.
+    """
+    params = {name: t.detach().cpu().numpy() for name, t in t_sae.state_dict().items()}
+    sae = make_sae(t_sae.cfg, dtype=dtype if dtype is not None else params["W_enc"].dtype)
+    sae.load_parameters(params)
+    return sae
+
+
+__all__ = [
+    "Adam",
+    "BaseSAE",
+    "L1SAE",
+    "TopKSAE",
+    "JumpReLUSAE",
+    "BatchTopKSAE",
+    "GatedSAE",
+    "THRESHOLD_UNSET",
+    "batch_topk_relu",
+    "THRESHOLD_FLOOR",
+    "SAE_CLASSES",
+    "make_sae",
+    "from_torch",
+    "recon_loss",
+    "topk_relu",
+    "auxk_loss",
+    "rectangle",
+    "L1Config",
+    "TopKConfig",
+    "JumpReLUConfig",
+    "BatchTopKConfig",
+    "GatedConfig",
+]

@@ -1,0 +1,155 @@
+"""Shared base of the torch SAEs: parameters, encode, decode, reconstruction loss, decoder norms.
+
+    pre_acts = (x - b_dec) @ W_enc + b_enc           # [batch, d_sae]
+    f        = activation(pre_acts)                   # [batch, d_sae], family-specific
+    x_hat    = f @ W_dec + b_dec                      # [batch, d_in]
+    loss     = mean_b ||x_b - x_hat_b||^2 + sparsity_loss + aux_coeff * aux_loss
+
+The architecture is the one of Bricken et al. (2023), "Towards Monosemanticity". Rows of W_dec are
+the dictionary atoms. Families with unit-norm decoder rows (as in Gao et al. 2024) remove the
+gradient component parallel to each row before the optimizer step (``remove_parallel_grad``) and
+renormalise the rows after it (``normalize_decoder``).
+
+This file reads line by line against ``saelab/numpy_sae/base.py``. Taught in Chapter 2
+(the torch twin of the NumPy SAE); the other families in Chapter 4.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from saelab._checks import check_finite, check_shape
+from saelab.sae_output import SAEOutput
+
+WEIGHTED_INIT_NORM = 0.1  # decoder row norm at init for the "weighted" L1 SAE (Anthropic, April 2024)
+
+
+def recon_loss(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    """Reconstruction loss ``mean_b ||x_b - x_hat_b||^2`` (sum over d_in). Chapter 2."""
+    return (x - x_hat).pow(2).sum(dim=-1).mean()  # []
+
+
+class BaseSAE(nn.Module):
+    """Parameters and the shared forward pass of every torch SAE (Chapter 2).
+
+    Subclasses set ``activation``, ``sparsity_loss`` and, for TopK, ``aux_loss``/``aux_coeff``.
+    """
+
+    def __init__(self, cfg, device=None, dtype=None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d_in, d_sae = cfg.d_in, cfg.d_sae
+        kw = dict(device=device, dtype=dtype)  # dtype=None: torch's default dtype
+        W_dec = torch.randn(d_sae, d_in, **kw)  # [d_sae, d_in]
+        W_dec = W_dec / W_dec.norm(dim=1, keepdim=True) * self._init_row_norm()
+        self.W_enc = nn.Parameter(W_dec.T.clone())  # [d_in, d_sae]
+        self.b_enc = nn.Parameter(torch.zeros(d_sae, **kw))  # [d_sae]
+        self.W_dec = nn.Parameter(W_dec)  # [d_sae, d_in]
+        self.b_dec = nn.Parameter(torch.zeros(d_in, **kw))  # [d_in]
+
+    # ----- family hooks -------------------------------------------------------------------------
+    def _init_row_norm(self) -> float:
+        """Norm of each decoder row at initialisation (1 for unit-norm families)."""
+        return 1.0 if self.unit_norm_decoder else WEIGHTED_INIT_NORM
+
+    @property
+    def unit_norm_decoder(self) -> bool:
+        """True if this family keeps decoder rows at unit norm (training calls the projections)."""
+        return True
+
+    @property
+    def aux_coeff(self) -> float:
+        """Weight of ``aux_loss`` in the total loss (0 for families without one)."""
+        return 0.0
+
+    def activation(self, pre_acts: torch.Tensor) -> torch.Tensor:
+        """Family activation: pre_acts [batch, d_sae] -> f [batch, d_sae]."""
+        raise NotImplementedError
+
+    def sparsity_loss(self, pre_acts: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        """Coefficient times the family's sparsity penalty, averaged over the batch."""
+        raise NotImplementedError
+
+    def aux_loss(self, x, x_hat, pre_acts, dead_mask) -> torch.Tensor:
+        """Unweighted auxiliary loss; zero unless the family defines one (TopK: AuxK)."""
+        return x.new_zeros(())  # []
+
+    # ----- shared forward -----------------------------------------------------------------------
+    def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder pre-activations ``(x - b_dec) @ W_enc + b_enc``: [batch, d_in] -> [batch, d_sae]."""
+        return (x - self.b_dec) @ self.W_enc + self.b_enc  # [batch, d_sae]
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Codes f for inputs x: [batch, d_in] -> [batch, d_sae]."""
+        self._check_x(x)
+        return self.activation(self.pre_activation(x))  # [batch, d_sae]
+
+    def decode(self, f: torch.Tensor) -> torch.Tensor:
+        """Reconstruction ``f @ W_dec + b_dec``: [batch, d_sae] -> [batch, d_in]."""
+        return f @ self.W_dec + self.b_dec  # [batch, d_in]
+
+    def forward(self, x: torch.Tensor, dead_mask: torch.Tensor | None = None) -> SAEOutput:
+        """Full forward pass with all loss terms.
+
+        x: [batch, d_in], finite. dead_mask: optional bool [d_sae], True for latents that have
+        not fired recently (used by TopK's AuxK loss; validated and ignored by other families).
+        """
+        self._check_x(x)
+        self._check_dead_mask(dead_mask)
+        pre_acts = self.pre_activation(x)  # [batch, d_sae]
+        f = self.activation(pre_acts)  # [batch, d_sae]
+        x_hat = self.decode(f)  # [batch, d_in]
+        recon = recon_loss(x, x_hat)  # []
+        sparsity = self.sparsity_loss(pre_acts, f)  # []
+        aux = self.aux_loss(x, x_hat, pre_acts, dead_mask)  # []
+        loss = recon + sparsity + self.aux_coeff * aux  # []
+        return SAEOutput(x_hat, f, pre_acts, loss, recon, sparsity, aux)
+
+    # ----- decoder-norm handling ----------------------------------------------------------------
+    @torch.no_grad()
+    def remove_parallel_grad(self) -> None:
+        """Remove from ``W_dec.grad`` the component parallel to each decoder row (in place).
+
+        Call between ``loss.backward()`` and ``optimizer.step()`` for unit-norm families, so the
+        step moves rows tangentially to the unit sphere.
+        """
+        grad = self.W_dec.grad  # [d_sae, d_in]
+        if grad is None:
+            return
+        W = self.W_dec  # [d_sae, d_in]
+        coef = (grad * W).sum(dim=1, keepdim=True) / W.pow(2).sum(dim=1, keepdim=True)  # [d_sae, 1]
+        grad -= coef * W
+
+    @torch.no_grad()
+    def normalize_decoder(self) -> None:
+        """Rescale every row of ``W_dec`` to unit norm (in place); call after the optimizer step."""
+        norms = self.W_dec.norm(dim=1, keepdim=True)  # [d_sae, 1]
+        self.W_dec /= norms.clamp_min(torch.finfo(norms.dtype).tiny)
+
+    def apply_constraints(self) -> None:
+        """Restore every parameter constraint after an optimizer step.
+
+        Unit-norm families renormalise decoder rows; JumpReLU also clamps the threshold.
+        """
+        if self.unit_norm_decoder:
+            self.normalize_decoder()
+
+    # ----- input checks -------------------------------------------------------------------------
+    def _check_x(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        check_shape("x", x, (None, self.cfg.d_in))
+        if x.dtype != self.W_enc.dtype:
+            raise ValueError(f"x must have the SAE's dtype {self.W_enc.dtype}, got {x.dtype}; "
+                             f"convert it with x.to({self.W_enc.dtype})")
+        check_finite("x", x)
+
+    def _check_dead_mask(self, dead_mask) -> None:
+        if dead_mask is None:
+            return
+        check_shape("dead_mask", dead_mask, (self.cfg.d_sae,))
+        if dead_mask.dtype != torch.bool:
+            raise ValueError(f"dead_mask must have dtype torch.bool, got {dead_mask.dtype}")
+
+    def extra_repr(self) -> str:
+        return repr(self.cfg)

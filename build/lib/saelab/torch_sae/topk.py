@@ -1,0 +1,81 @@
+"""TopK SAE in torch, with the AuxK loss for dead latents.
+
+    f     = ReLU(TopK_k(pre_acts))             keep the k largest entries per row, zero the rest
+    e     = stopgrad(x - x_hat)                                   # [batch, d_in]
+    e_hat = ReLU(TopK_{k_aux}(pre_acts over dead latents)) @ W_dec  (no b_dec)
+    aux_loss = mean_b ||e_b - e_hat_b||^2 / mean_b ||e_b - mean(e)||^2
+    loss  = recon_loss + aux_coeff * aux_loss
+
+From Gao et al. (2024), "Scaling and evaluating sparse autoencoders", arXiv:2406.04093.
+Sparsity is exact (at most k non-zeros), so there is no sparsity penalty; decoder rows are kept at
+unit norm. If k_aux exceeds the number of dead latents, all dead latents are used.
+Reads line by line against ``saelab/numpy_sae/topk.py``. Taught in Chapter 4.
+"""
+from __future__ import annotations
+
+import torch
+
+from saelab.sae_config import TopKConfig
+from saelab.torch_sae.base import BaseSAE
+
+
+def topk_relu(pre_acts: torch.Tensor, k: int) -> torch.Tensor:
+    """ReLU of the k largest entries of each row, zeros elsewhere: [batch, n] -> [batch, n].
+
+    Gradient flows only through the kept, positive entries. Chapter 4.
+    """
+    values, indices = pre_acts.topk(k, dim=-1)  # [batch, k]
+    return torch.zeros_like(pre_acts).scatter(-1, indices, torch.relu(values))  # [batch, n]
+
+
+def auxk_loss(e: torch.Tensor, e_hat: torch.Tensor) -> torch.Tensor:
+    """Normalised AuxK loss ``mean_b ||e_b - e_hat_b||^2 / mean_b ||e_b - mean(e)||^2`` (Chapter 4).
+
+    e: [batch, d_in], already detached; e_hat: [batch, d_in]. The denominator is clamped away
+    from zero so a batch of identical residuals gives a large but finite loss.
+    """
+    num = (e - e_hat).pow(2).sum(dim=-1).mean()  # []
+    den = (e - e.mean(dim=0)).pow(2).sum(dim=-1).mean()  # []
+    return num / den.clamp_min(torch.finfo(den.dtype).tiny)
+
+
+class TopKSAE(BaseSAE):
+    """TopK SAE with AuxK (Gao et al. 2024; Chapter 4).
+
+    Parameters: W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in], b_dec [d_in].
+    """
+
+    def __init__(self, cfg: TopKConfig, device=None, dtype=None) -> None:
+        if not isinstance(cfg, TopKConfig):
+            raise ValueError(f"cfg must be a TopKConfig, got {type(cfg).__name__}")
+        super().__init__(cfg, device=device, dtype=dtype)
+
+    @property
+    def aux_coeff(self) -> float:
+        return self.cfg.aux_coeff
+
+    def activation(self, pre_acts: torch.Tensor) -> torch.Tensor:
+        return topk_relu(pre_acts, self.cfg.k)  # [batch, d_sae]
+
+    def sparsity_loss(self, pre_acts: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        return pre_acts.new_zeros(())  # [] TopK needs no penalty
+
+    def dead_codes(self, pre_acts: torch.Tensor, dead_mask: torch.Tensor) -> torch.Tensor:
+        """Codes of the top-k_aux dead latents [batch, d_sae]; zeros for live latents."""
+        dead_mask = dead_mask.to(pre_acts.device)  # [d_sae]
+        k_aux = min(self.cfg.k_aux, int(dead_mask.sum()))
+        dead_pre = pre_acts.masked_fill(~dead_mask, float("-inf"))  # [batch, d_sae]
+        return topk_relu(dead_pre, k_aux)  # [batch, d_sae]
+
+    def aux_loss(self, x, x_hat, pre_acts, dead_mask) -> torch.Tensor:
+        if dead_mask is None or not bool(dead_mask.any()):
+            return x.new_zeros(())  # []
+        if x.shape[0] < 2:
+            raise ValueError(
+                f"x must have at least 2 rows when dead_mask marks dead latents "
+                f"(AuxK normalises by the batch variance), got {x.shape[0]}"
+            )
+        f_aux = self.dead_codes(pre_acts, dead_mask)  # [batch, d_sae]
+        e = (x - x_hat).detach()  # [batch, d_in], stopgrad
+        e_hat = f_aux @ self.W_dec  # [batch, d_in]
+        return auxk_loss(e, e_hat)
