@@ -13,7 +13,8 @@ on this model instead. Recipe (``TinyConfig``), all on a laptop CPU:
 
 ``train_tiny`` writes a folder that ``saelab.lm.load_model`` reads (config, safetensors weights,
 tokenizer), plus the corpus (``train.txt.gz``, ``heldout.txt``), its licence (``LICENSE-PSF.txt``)
-and ``train_log.json`` with the held-out loss next to the unigram and bigram baselines. ``scripts/train_tiny_model.py`` is the CLI.
+and ``train_log.json`` with the held-out loss next to the unigram and bigram baselines.
+``scripts/train_tiny_model.py`` is the CLI.
 Taught in Chapter 6.
 """
 from __future__ import annotations
@@ -150,7 +151,9 @@ def _lr_at(step: int, total: int, cfg: TinyConfig) -> float:
 
 
 def _optimizer(model, cfg: TinyConfig):
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and not n.startswith(("embed", "pos_embed"))]
+    embeddings = ("embed", "pos_embed")  # no weight decay on embeddings, biases or LayerNorm
+    decay = [p for n, p in model.named_parameters()
+             if p.ndim >= 2 and not n.startswith(embeddings)]
     rest = [p for n, p in model.named_parameters() if not any(p is q for q in decay)]
     return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                               {"params": rest, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
