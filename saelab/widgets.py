@@ -43,7 +43,7 @@ def _linked_box(children, links) -> widgets.VBox:
     return box
 
 
-def _as_image(item, dpi: int) -> widgets.Widget:
+def _as_panel(item, dpi: int) -> widgets.Widget:
     if isinstance(item, widgets.Widget):  # a ready panel, e.g. widgets.HTML (Chapter 6 dashboards)
         return item
     png = item if isinstance(item, (bytes, bytearray)) else fig_to_png(item, dpi)
@@ -87,7 +87,7 @@ def figure_slider(figures_or_pngs: Sequence, values: Sequence, description: str 
             f"need one figure per value: got {len(figures_or_pngs)} figures and {len(values)} values"
         )
     slider = _slider(values, description)
-    stack = widgets.Stack([_as_image(f, dpi) for f in figures_or_pngs], selected_index=0)
+    stack = widgets.Stack([_as_panel(f, dpi) for f in figures_or_pngs], selected_index=0)
     link = widgets.jslink((slider, "index"), (stack, "selected_index"))
     return _linked_box([slider, stack], [link])
 
@@ -121,7 +121,7 @@ def figure_grid(pngs: Sequence[Sequence], row_values: Sequence, col_values: Sequ
             raise ValueError(f"row {i} must hold {len(col_values)} figures, got {len(row)}")
     row_slider = _slider(row_values, row_label)
     col_slider = _slider(col_values, col_label)
-    inner = [widgets.Stack([_as_image(f, dpi) for f in row], selected_index=0) for row in pngs]
+    inner = [widgets.Stack([_as_panel(f, dpi) for f in row], selected_index=0) for row in pngs]
     outer = widgets.Stack(inner, selected_index=0)
     links = [widgets.jslink((row_slider, "index"), (outer, "selected_index"))]
     links += [widgets.jslink((col_slider, "index"), (stack, "selected_index")) for stack in inner]
