@@ -4,6 +4,7 @@ tests/test_book.py (the HTML on disk) and tests/test_browser.py (the pages in he
 both use ``book_html``, so the book is built once, with Sphinx warnings as errors, into a
 temporary folder (the reader's _build/ is left alone).
 """
+import os
 import re
 import subprocess
 import sys
@@ -21,18 +22,32 @@ def toc_files() -> list[str]:
 
 @pytest.fixture(scope="session")
 def book_html(tmp_path_factory) -> Path:
-    """Build the book once (warnings are errors) and return its ``_build/html`` folder."""
-    out = tmp_path_factory.mktemp("book")
-    build = subprocess.run(
-        [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
-         "build", str(ROOT), "--path-output", str(out), "--warningiserror", "--keep-going"],
-        capture_output=True, text=True, timeout=1200,
-    )
-    log = (build.stdout + build.stderr)[-6000:]
-    assert build.returncode == 0, (
-        "book build failed (warnings are errors; the offline assets come from "
-        f"`bash scripts/install.sh book`):\n{log}")
-    return out / "_build" / "html"
+    """Build the book once (warnings are errors) and return its ``_build/html`` folder.
+
+    Under pytest-xdist (``-n 2 --dist loadfile``) tests/test_book.py and tests/test_browser.py can
+    land on different workers: the first to arrive builds into the run's shared temporary folder,
+    holding a file lock, and the other reuses that build.
+    """
+    from filelock import FileLock  # a dependency of torch
+
+    worker = tmp_path_factory.getbasetemp()
+    shared = worker.parent if os.environ.get("PYTEST_XDIST_WORKER") else worker
+    out = shared / "book"
+    html = out / "_build" / "html"
+    with FileLock(str(shared / "book.lock")):
+        if not (out / "built.ok").exists():
+            build = subprocess.run(
+                [sys.executable, "-c",
+                 "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
+                 "build", str(ROOT), "--path-output", str(out), "--warningiserror", "--keep-going"],
+                capture_output=True, text=True, timeout=1200,
+            )
+            log = (build.stdout + build.stderr)[-6000:]
+            assert build.returncode == 0, (
+                "book build failed (warnings are errors; the offline assets come from "
+                f"`bash scripts/install.sh book`):\n{log}")
+            (out / "built.ok").write_text("ok")
+    return html
 
 
 @pytest.fixture
@@ -49,3 +64,4 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
