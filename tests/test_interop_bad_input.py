@@ -147,6 +147,8 @@ def test_bad_sparsity_file(folder):
 
 
 def test_import_arguments(folder):
+    with pytest.raises(ValueError, match="folder must be a folder or file path .* got 5"):
+        import_saelens(5)
     with pytest.raises(ValueError, match="norm_scaling_factor must be positive"):
         import_saelens(folder, norm_scaling_factor=-1.0)
     with pytest.raises(ValueError, match="dtype must be a floating-point torch dtype"):
@@ -170,6 +172,8 @@ def test_export_arguments(folder, tmp_path):
     with pytest.raises(ValueError, match="metadata must be JSON-serialisable"):
         export_saelens(sae, tmp_path / "a", model_name="m", hook_name="h",
                        metadata={"x": object()})
+    with pytest.raises(ValueError, match="overwrite must be True or False, got 'yes'"):
+        export_saelens(sae, tmp_path / "a", model_name="m", hook_name="h", overwrite="yes")
     with pytest.raises(ValueError, match="is not empty; pass overwrite=True"):
         export_saelens(sae, folder, model_name="m", hook_name="h")
     # the refused calls wrote nothing into a fresh folder

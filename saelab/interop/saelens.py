@@ -41,7 +41,8 @@ import saelab
 from saelab._checks import check_finite, check_positive, check_shape
 from saelab.checkpoint import CONFIG_CLASSES
 from saelab.interop.saelens_files import (ARCHITECTURE_TENSORS, CFG_FILE, DTYPES, SPARSITY_FILE,
-                                          WEIGHTS_FILE, read_safetensors, read_saelens_config)
+                                          WEIGHTS_FILE, as_path, read_safetensors,
+                                          read_saelens_config)
 from saelab.lm.scaling import fold_input_scale
 from saelab.torch_sae import BaseSAE, make_sae
 
@@ -164,6 +165,8 @@ def export_saelens(sae, folder, *, model_name: str, hook_name: str, context_size
         raise ValueError(f"context_size must be a positive integer or None, got {context_size!r}")
     if not isinstance(prepend_bos, bool):
         raise ValueError(f"prepend_bos must be True or False, got {prepend_bos!r}")
+    if not isinstance(overwrite, bool):
+        raise ValueError(f"overwrite must be True or False, got {overwrite!r}")
     if metadata is not None and not isinstance(metadata, dict):
         raise ValueError(f"metadata must be a dict or None, got {type(metadata).__name__}")
     dtype = form.tensors["W_enc"].dtype
@@ -194,7 +197,7 @@ def export_saelens(sae, folder, *, model_name: str, hook_name: str, context_size
         text = json.dumps(cfg, indent=2, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise ValueError(f"metadata must be JSON-serialisable and finite ({err})") from err
-    folder = Path(folder)
+    folder = as_path("folder", folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"folder {str(folder)!r} exists and is a file, not a folder")
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:

@@ -24,13 +24,14 @@ with a message, never loaded (unpickling can run arbitrary code). Used by
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 
 __all__ = ["CFG_FILE", "WEIGHTS_FILE", "SPARSITY_FILE", "DTYPES", "ARCHITECTURE_TENSORS",
-           "read_saelens_config", "read_safetensors", "read_saelens_sparsity"]
+           "as_path", "read_saelens_config", "read_safetensors", "read_saelens_sparsity"]
 
 CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
@@ -51,6 +52,13 @@ ARCHITECTURE_TENSORS = {
 
 _TRANSCODERS = ("transcoder", "skip_transcoder", "jumprelu_transcoder", "jumprelu_skip_transcoder")
 _V6 = 6  # first SAELens major version with the metadata block
+
+
+def as_path(name: str, value) -> Path:
+    """``value`` as a Path, or ValueError naming ``name`` if it is not a str or PathLike."""
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise ValueError(f"{name} must be a folder or file path (str or Path), got {value!r}")
+    return Path(value)
 
 
 def _major(version) -> int | None:
@@ -106,7 +114,7 @@ def read_saelens_config(folder, norm_scaling_factor: float | None = None) -> dic
     ``reshape_activations`` other than "none", ``normalize_activations`` other than "none" (or
     "expected_average_only_in" when ``norm_scaling_factor`` is given: the caller folds it).
     """
-    folder = Path(folder)
+    folder = as_path("folder", folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"folder {str(folder)!r} does not exist or is not a folder; "
                                 f"an SAELens SAE is a folder with {CFG_FILE} and {WEIGHTS_FILE}")
@@ -185,7 +193,7 @@ def read_safetensors(path) -> dict[str, torch.Tensor]:
     Raises ``FileNotFoundError`` for a missing file, ``ValueError`` naming the file for a pickle
     or ``torch.save`` file, or anything else that is not a readable safetensors file.
     """
-    path = Path(path)
+    path = as_path("path", path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing")
     kind = _looks_like_pickle(path)
@@ -205,7 +213,7 @@ def read_saelens_sparsity(folder) -> torch.Tensor | None:
 
     Raises ``ValueError`` naming the file if it exists but lacks a 1-D ``sparsity`` tensor.
     """
-    path = Path(folder) / SPARSITY_FILE
+    path = as_path("folder", folder) / SPARSITY_FILE
     if not path.is_file():
         return None
     tensors = read_safetensors(path)
