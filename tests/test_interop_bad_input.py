@@ -101,7 +101,8 @@ def test_garbage_weights_and_garbage_json(folder):
 
 @pytest.mark.parametrize("changes,match", [
     ({"architecture": "matching_pursuit"}, "field 'architecture' is 'matching_pursuit'"),
-    ({"architecture": "skip_transcoder"}, "field 'architecture' is 'skip_transcoder'; a transcoder"),
+    ({"architecture": "skip_transcoder"},
+     "field 'architecture' is 'skip_transcoder'; a transcoder"),
     ({"normalize_activations": "layer_norm"}, "field 'normalize_activations' is 'layer_norm'"),
     ({"reshape_activations": "hook_z"}, "field 'reshape_activations' is 'hook_z'"),
     ({"d_sae": 0}, "field 'd_sae' must be a positive integer, got 0"),
@@ -127,7 +128,8 @@ def test_d_sae_that_disagrees_with_the_tensors(folder):
     ({"b_enc": torch.zeros(D_SAE + 2)}, r"tensor 'b_enc' has shape \(22,\)"),
     ({"W_dec": torch.zeros(D_IN, D_SAE)}, r"tensor 'W_dec' has shape \(8, 20\).*need \(20, 8\)"),
     ({"b_dec": torch.zeros(D_IN, dtype=torch.float64)}, "tensor 'b_dec' has dtype torch.float64"),
-    ({"W_enc": torch.zeros(D_IN, D_SAE, dtype=torch.int32)}, "tensor 'W_enc' has dtype torch.int32"),
+    ({"W_enc": torch.zeros(D_IN, D_SAE, dtype=torch.int32)},
+     "tensor 'W_enc' has dtype torch.int32"),
     ({"b_enc": None}, r"missing \['b_enc'\]"),
     ({"threshold": torch.zeros(D_SAE)}, r"unexpected \['threshold'\]"),
     ({"b_enc": torch.full((D_SAE,), float("nan"))}, "b_enc contains 20 NaN"),
@@ -157,7 +159,8 @@ def test_import_arguments(folder):
 
 def test_export_arguments(folder, tmp_path):
     sae = import_saelens(folder)
-    with pytest.raises(ValueError, match=r"sae must be a saelab torch SAE \(saelab.torch_sae\), got Linear"):
+    with pytest.raises(ValueError,
+                       match=r"sae must be a saelab torch SAE \(saelab.torch_sae\), got Linear"):
         export_saelens(torch.nn.Linear(2, 2), tmp_path / "a", model_name="m", hook_name="h")
     with pytest.raises(ValueError, match="hook_name must be a non-empty string, got ''"):
         export_saelens(sae, tmp_path / "a", model_name="m", hook_name="")

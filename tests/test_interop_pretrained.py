@@ -15,7 +15,8 @@ from saelab.torch_sae import make_sae
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("sae_lens") is None,
                                 reason="release names come from the sae-lens registry (test extra)")
 
-JB, JB_REPO, SITE = "gpt2-small-res-jb", "jbloom/GPT2-Small-SAEs-Reformatted", "blocks.6.hook_resid_pre"
+JB, JB_REPO = "gpt2-small-res-jb", "jbloom/GPT2-Small-SAEs-Reformatted"
+SITE = "blocks.6.hook_resid_pre"
 
 
 def test_release_name_resolves_to_repo_folder_and_registry_info():

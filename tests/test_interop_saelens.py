@@ -10,7 +10,8 @@ import json
 import pytest
 import torch
 
-from saelab.interop import export_saelens, import_saelens, read_saelens_config, read_saelens_sparsity
+from saelab.interop import (export_saelens, import_saelens, read_saelens_config,
+                            read_saelens_sparsity)
 from saelab.lm.scaling import fold_input_scale
 from saelab.sae_config import (BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config,
                                 TopKConfig)
@@ -30,7 +31,7 @@ CONFIGS = {
 }
 ARCHITECTURE = {"l1": "standard", "l1_unit": "standard", "topk": "topk", "jumprelu": "jumprelu",
                 "batchtopk": "jumprelu", "gated": "gated"}
-ATOL = 2e-5  # float32; measured max |difference| 0 to 1e-6 (Gated: exp(r_mag) applied in another order)
+ATOL = 2e-5  # float32; measured max |difference| 0 to 1e-6 (Gated: exp(r_mag) applied elsewhere)
 
 
 def _trained_looking(cfg, seed=0):

@@ -17,7 +17,7 @@ whatever saelab's forward pass lacks into the weights, exactly (up to float roun
     apply_b_dec_to_input = false:   c W_enc + b  =  (x - b_dec) W_enc + (b + b_dec W_enc)
                                     (gated: b_gate += b_dec W_enc, b_mag += exp(r_mag) b_dec W_enc)
     rescale_acts_by_decoder_norm:   n_i = ||W_dec,i||;  W_enc <- W_enc n,  b_enc <- b_enc n,
-                                    W_dec <- W_dec / n        (topk ranks z_i n_i, decodes f_i / n_i)
+                                    W_dec <- W_dec / n     (topk ranks z_i n_i, decodes f_i / n_i)
     normalize_activations = "expected_average_only_in" with factor s:  saelab.lm.scaling's fold
     a negative JumpReLU threshold:  ReLU(z) 1[z > theta] = ReLU(z) for theta < 0, so theta <- 0
 
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -109,7 +108,10 @@ IMPORT_FAMILIES = {"standard": "l1", "topk": "topk", "jumprelu": "jumprelu", "ga
 
 
 def to_saelens_form(sae) -> SAELensForm:
-    """``sae`` as SAELens's architecture, tensors and cfg fields (inference semantics). Chapter 6."""
+    """``sae`` as SAELens's architecture, tensors and cfg fields (inference semantics).
+
+    Chapter 6. Raises ``ValueError`` for a non-SAE or a family with no SAELens equivalent.
+    """
     family = getattr(getattr(sae, "cfg", None), "family", None)
     if not isinstance(sae, BaseSAE):
         raise ValueError(f"sae must be a saelab torch SAE (saelab.torch_sae), got "
@@ -283,7 +285,7 @@ def import_saelens(folder, *, device=None, dtype=None, norm_scaling_factor: floa
     Parameters
     ----------
     folder : str or Path
-        Holds ``cfg.json`` and ``sae_weights.safetensors`` (see :mod:`saelab.interop.saelens_files`).
+        Holds ``cfg.json`` and ``sae_weights.safetensors`` (:mod:`saelab.interop.saelens_files`).
     device, dtype : optional
         Where and in what precision to put the SAE (default: CPU, cfg.json's ``dtype``).
     norm_scaling_factor : float, optional
@@ -316,8 +318,6 @@ def import_saelens(folder, *, device=None, dtype=None, norm_scaling_factor: floa
     sae = make_sae(saelab_cfg, device=device, dtype=out_dtype)
     sae.load_state_dict({name: v.to(out_dtype) for name, v in folded.items()})
     if cfg["normalize_activations"] == "expected_average_only_in":
-        if not math.isfinite(norm_scaling_factor):
-            raise ValueError(f"norm_scaling_factor must be finite, got {norm_scaling_factor}")
-        fold_input_scale(sae, norm_scaling_factor)
+        fold_input_scale(sae, norm_scaling_factor)  # the SAE wanted s * x: now it reads x
     sae.eval()
     return sae
