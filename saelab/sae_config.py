@@ -150,8 +150,10 @@ MATRYOSHKA_ACTIVATIONS = ("batchtopk", "topk")
 
 def default_prefix_sizes(d_sae: int, k: int) -> tuple[int, ...]:
     """Nested prefix sizes d_sae/8, d_sae/4, d_sae/2, d_sae, keeping those >= k (Chapter 7)."""
+    check_int_in_range("d_sae", d_sae, 1)
+    check_int_in_range("k", k, 1, d_sae)
     sizes = sorted({d_sae // 8, d_sae // 4, d_sae // 2, d_sae})
-    return tuple(m for m in sizes if m >= max(k, 1))
+    return tuple(m for m in sizes if m >= k)
 
 
 @dataclass

@@ -10,8 +10,8 @@ d_sae latents. Prefix j reconstructs x from its first m_j latents only:
 
 The mean over prefixes (not the sum) keeps the loss on the scale of one reconstruction error, so
 a one-prefix Matryoshka SAE (``prefix_sizes = (d_sae,)``) *is* a BatchTopK SAE (same loss, same
-gradients) and the learning rate and AuxK weight carry over. A sum (as written in the paper) only
-multiplies the gradient by n, which Adam almost entirely absorbs. The early latents are in every
+gradients) and the learning rate and AuxK weight carry over. A sum instead would only multiply
+the gradient by n, which Adam almost entirely absorbs. The early latents are in every
 term, so they are pushed to carry what matters most on their own (the coarse "parent"
 directions); later latents only refine. ``SAEOutput.recon_loss`` is the nested loss; ``x_hat`` is
 the full-width reconstruction ``x_hat_n = decode(f)``.
