@@ -27,7 +27,8 @@ def unit_rows(W_dec) -> torch.Tensor:
     """The rows of ``W_dec`` [n, d] scaled to unit norm (float32, detached). Chapter 7."""
     W = torch.as_tensor(W_dec).detach().float()
     if W.ndim != 2 or W.shape[0] == 0:
-        raise ValueError(f"W_dec must have shape (n_rows, d) with n_rows >= 1, got {tuple(W.shape)}")
+        raise ValueError(f"W_dec must have shape (n_rows, d) with n_rows >= 1, "
+                         f"got {tuple(W.shape)}")
     check_finite("W_dec", W)
     norms = W.norm(dim=1, keepdim=True)  # [n, 1]
     if bool((norms == 0).any()):

@@ -188,7 +188,7 @@ class MatryoshkaConfig:
         self.prefix_sizes = _check_prefix_sizes(self.prefix_sizes, self.d_sae, self.k)
 
     def groups(self) -> list[tuple[int, int]]:
-        """(start, stop) of each prefix's new latents: (0, m_1), (m_1, m_2), ..., (m_{n-1}, d_sae)."""
+        """(start, stop) of each prefix's new latents: (0, m_1), (m_1, m_2), ..., (m_{n-1}, m_n)."""
         starts = (0,) + self.prefix_sizes[:-1]
         return list(zip(starts, self.prefix_sizes))
 

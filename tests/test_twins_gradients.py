@@ -51,7 +51,7 @@ CASES = {
     "matryoshka-eval": (MatryoshkaConfig(D_IN, D_SAE, k=3, prefix_sizes=(3, 7, 12), k_aux=2,
                                          aux_coeff=0.5), False),
 }
-EVAL_CASES = {"batchtopk-eval", "matryoshka-eval"}  # BatchTopK in inference mode: the threshold rule
+EVAL_CASES = {"batchtopk-eval", "matryoshka-eval"}  # inference mode: the threshold rule
 EVAL_THRESHOLD = 0.25  # a trained-looking BatchTopK threshold for the inference-mode case
 
 

@@ -33,7 +33,8 @@ def _nested_inputs():
     """x (16, 6), sparse non-negative codes f (16, 12), W_dec (12, 6), b_dec (6,)."""
     rng = np.random.default_rng(7007)
     batch, d_in, d_sae = 16, 6, 12
-    f = np.maximum(rng.standard_normal((batch, d_sae)), 0) * (rng.uniform(size=(batch, d_sae)) < 0.5)
+    f = np.maximum(rng.standard_normal((batch, d_sae)), 0)
+    f = f * (rng.uniform(size=(batch, d_sae)) < 0.5)  # about half the codes are zero
     return (rng.standard_normal((batch, d_in)), f, rng.standard_normal((d_sae, d_in)),
             0.5 * rng.standard_normal(d_in))
 

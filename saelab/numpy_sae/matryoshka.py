@@ -102,7 +102,7 @@ class MatryoshkaSAE(BatchTopKSAE):
     __call__ = forward
 
     def recon_backward(self, x: np.ndarray, out: SAEOutput, grads) -> np.ndarray:
-        """Gradient of the nested loss w.r.t. f (batch, d_sae); W_dec, b_dec parts into ``grads``."""
+        """dL/df of the nested loss, (batch, d_sae); adds its W_dec and b_dec parts to ``grads``."""
         x_hats = self.prefix_reconstructions(out.f)  # (n, batch, d_in)
         n, batch = x_hats.shape[0], x.shape[0]
         g = (2.0 / (n * batch)) * (x_hats - x)  # (n, batch, d_in): dL/dx_hat_j

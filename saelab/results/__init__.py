@@ -1,4 +1,4 @@
-"""Small precomputed results that chapters load instead of recomputing them (too slow for a CPU run).
+"""Small precomputed results that chapters load instead of recomputing them (too slow on a CPU).
 
 Each ``<name>.json`` here is written by a script under ``scripts/`` named in its ``"script"``
 field, which also records the settings it ran with; a test re-runs one point of each file and
