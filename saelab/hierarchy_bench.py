@@ -55,13 +55,22 @@ def take_rows(data: HierarchicalData, rows) -> HierarchicalData:
     Split one draw into training and held-out parts this way: a second call to
     ``make_hierarchical_data`` with another seed would draw other directions too.
     """
-    if not isinstance(data, HierarchicalData):
-        raise ValueError(f"data must be a HierarchicalData, got {type(data).__name__}")
+    _check_data("data", data)
     x = data.x[rows]
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"rows must select at least one sample, got {rows!r}")
     return data._replace(x=x, parent_codes=data.parent_codes[rows],
                          child_codes=data.child_codes[rows])
+
+
+def _check_sae(sae) -> None:
+    if not isinstance(sae, torch.nn.Module) or not hasattr(sae, "cfg"):
+        raise ValueError(f"sae must be a saelab torch SAE, got {type(sae).__name__}")
+
+
+def _check_data(name: str, data) -> None:
+    if not isinstance(data, HierarchicalData):
+        raise ValueError(f"{name} must be a HierarchicalData, got {type(data).__name__}")
 
 
 def _codes(sae, x: torch.Tensor) -> torch.Tensor:
@@ -85,8 +94,8 @@ def hierarchy_scores(sae, data: HierarchicalData) -> HierarchyScores:
     data : HierarchicalData
         Evaluation samples with their ground truth.
     """
-    if not isinstance(sae, torch.nn.Module) or not hasattr(sae, "cfg"):
-        raise ValueError(f"sae must be a saelab torch SAE, got {type(sae).__name__}")
+    _check_sae(sae)
+    _check_data("data", data)
     check_shape("data.x", data.x, (None, sae.cfg.d_in))
     f = _codes(sae, data.x)  # [n, d_sae]
     W_dec = sae.W_dec.detach()  # [d_sae, d_in]
@@ -118,8 +127,10 @@ def prefix_fvus(sae, x: torch.Tensor, prefix_sizes) -> np.ndarray:
     -------
     ndarray of shape (len(prefix_sizes),)
     """
-    if not isinstance(sae, torch.nn.Module) or not hasattr(sae, "cfg"):
-        raise ValueError(f"sae must be a saelab torch SAE, got {type(sae).__name__}")
+    _check_sae(sae)
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    check_shape("x", x, (None, sae.cfg.d_in))
     sizes = list(prefix_sizes)
     if not sizes:
         raise ValueError(f"prefix_sizes must not be empty, got {prefix_sizes!r}")
@@ -139,6 +150,10 @@ def train_and_score(cfg, train: HierarchicalData, test: HierarchicalData,
     Returns ``(sae, HierarchyScores)``; the SAE is left in inference mode. Chapter 7.
     """
     check_int_in_range("seed", seed, 0)
+    _check_data("train", train)
+    _check_data("test", test)
+    if not isinstance(train_cfg, TrainConfig):
+        raise ValueError(f"train_cfg must be a TrainConfig, got {type(train_cfg).__name__}")
     torch.manual_seed(seed)
     sae = make_sae(cfg)
     train_sae(sae, train.x, dataclasses.replace(train_cfg, seed=seed), progress=False)

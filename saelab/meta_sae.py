@@ -25,7 +25,11 @@ __all__ = ["unit_rows", "train_meta_sae"]
 
 def unit_rows(W_dec) -> torch.Tensor:
     """The rows of ``W_dec`` [n, d] scaled to unit norm (float32, detached). Chapter 7."""
-    W = torch.as_tensor(W_dec).detach().float()
+    try:
+        W = torch.as_tensor(W_dec).detach().float()
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"W_dec must be a 2-D array or tensor of numbers, got "
+                         f"{type(W_dec).__name__}") from err
     if W.ndim != 2 or W.shape[0] == 0:
         raise ValueError(f"W_dec must have shape (n_rows, d) with n_rows >= 1, "
                          f"got {tuple(W.shape)}")
