@@ -11,6 +11,18 @@ which the sparsity penalty (L1 or L0) rewards. The absorption rate of parent ``p
 
 counts only when the latent works as a parent detector elsewhere (see
 :func:`feature_absorption`). Taught in Chapter 5.
+
+The rate that Chanin et al. and SAEBench (Karvonen et al. 2025) publish differs in its
+denominator and in its numerator (:func:`full_absorption`, used from Chapter 7): it divides by
+*every* input where the feature is present (SAEBench: the probe's true positives; here the ground
+truth), and counts an input only if the main latent is silent *and* one other latent carries at
+least a share (SAEBench: 40%) of the input's projection on the feature direction,
+
+    full_rate_p = #{p present, parent latent silent, top latent's projection on P_p
+                    >= min_share * (x . P_p)} / #{p present}.
+
+So parent-only inputs sit in its denominator (lowering it), and a silent parent latent whose
+direction nobody else carries is not counted (it is lost, not absorbed).
 """
 from __future__ import annotations
 
@@ -21,7 +33,7 @@ import numpy as np
 from saelab._checks import check_finite, check_probability, check_shape
 from saelab.hierarchy import HierarchicalData, _active, _as_f64
 
-__all__ = ["Absorption", "feature_absorption"]
+__all__ = ["Absorption", "feature_absorption", "FullAbsorption", "full_absorption"]
 
 
 class Absorption(NamedTuple):
@@ -108,3 +120,89 @@ def feature_absorption(f, W_dec, data: HierarchicalData, min_cos: float = 0.5,
     mean = float(rates[valid].mean()) if valid.any() else float("nan")
     return Absorption(np.where(found, best, -1), best_cos, recall, rates, child_rates, valid,
                       mean)
+
+
+class FullAbsorption(NamedTuple):
+    """Full absorption as SAEBench counts it, per parent feature (Chapter 7)."""
+
+    parent_latent: np.ndarray  # (n_parents,) int: latent best aligned with P_p, -1 if none
+    n_present: np.ndarray  # (n_parents,) int: inputs with parent p active (the denominator)
+    n_absorbed: np.ndarray  # (n_parents,) int: of those, fully absorbed inputs
+    absorbing_latent: np.ndarray  # (n_parents,) int: the latent absorbing p most often, -1 none
+    rates: np.ndarray  # (n_parents,) n_absorbed / n_present; NaN without a parent latent
+    mean: float  # mean of the defined rates; NaN if none is defined
+
+
+def full_absorption(f, W_dec, data: HierarchicalData, min_share: float = 0.4,
+                    min_absorber_cos: float = 0.025, min_cos: float = 0.5) -> FullAbsorption:
+    """Full-absorption rate of each parent, with SAEBench's absorbing-latent criterion.
+
+    The parent latent L is chosen as in :func:`feature_absorption` (largest decoder cosine with
+    ``P_p``, at least ``min_cos``); ``P_p`` plays the role of SAEBench's probe direction and the
+    ground truth that of the probe's true positives. An input with p present is *fully absorbed*
+    when
+
+    * L does not fire,
+    * ``x . P_p > 0``, and the latent with the largest projection ``f_i (W_dec,i . P_p)`` has
+      decoder cosine with ``P_p`` of at least ``min_absorber_cos`` (SAEBench: 0.025) and a
+      projection of at least ``min_share * (x . P_p)`` (SAEBench: 0.4).
+
+    SAEBench projects with ``f_i cos_i`` (decoder rows of unit norm); here ``f_i (W_dec,i . P_p)``
+    is the latent's actual contribution to the reconstruction along ``P_p``, the same for unit
+    rows. After Chanin et al. (2024), arXiv:2409.14507, and SAEBench (Karvonen et al. 2025).
+
+    Parameters
+    ----------
+    f : ndarray or Tensor of shape (n_samples, d_sae)
+        The SAE's codes on ``data.x`` (in inference mode).
+    W_dec : ndarray or Tensor of shape (d_sae, d_in)
+    data : HierarchicalData
+    min_share : float in [0, 1]
+        Share of ``x . P_p`` the absorbing latent must carry.
+    min_absorber_cos : float in [0, 1]
+        Smallest decoder cosine of the absorbing latent with ``P_p``.
+    min_cos : float in [0, 1]
+        Smallest decoder cosine with ``P_p`` for a latent to count as p's latent.
+
+    Returns
+    -------
+    FullAbsorption
+    """
+    check_probability("min_share", min_share)
+    check_probability("min_absorber_cos", min_absorber_cos)
+    check_probability("min_cos", min_cos)
+    F = _as_f64(f)  # [n, d_sae]
+    fires = _active("f", f, data.x.shape[0])  # [n, d_sae]
+    W = _as_f64(W_dec)  # [d_sae, d_in]
+    check_shape("W_dec", W, (F.shape[1], data.parent_dictionary.shape[1]))
+    check_finite("W_dec", W)
+    P = _as_f64(data.parent_dictionary)  # [n_parents, d_in]
+    X = _as_f64(data.x)  # [n, d_in]
+    dots = P @ W.T  # [n_parents, d_sae]: W_dec,i . P_p
+    norms = np.linalg.norm(W, axis=1)  # [d_sae]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.nan_to_num(dots / norms[None, :], nan=-1.0)  # [n_parents, d_sae]
+    parents = _active("data.parent_codes", data.parent_codes)  # [n, n_parents]
+    n_parents = P.shape[0]
+    latent = np.where(cos.max(1) >= min_cos, cos.argmax(1), -1)  # [n_parents]
+    n_present = parents.sum(0).astype(int)  # [n_parents]
+    n_absorbed = np.zeros(n_parents, dtype=int)
+    absorber = np.full(n_parents, -1)
+    rates = np.full(n_parents, np.nan)
+    for p in range(n_parents):
+        if latent[p] < 0 or n_present[p] == 0:
+            continue
+        rows = parents[:, p]  # inputs with p present
+        contrib = F[rows] * dots[p]  # [n_p, d_sae]: each latent's projection on P_p
+        top = contrib.argmax(1)  # [n_p]
+        top_proj = contrib[np.arange(len(top)), top]  # [n_p]
+        probe = X[rows] @ P[p]  # [n_p]: x . P_p
+        absorbed = (~fires[rows, latent[p]] & (probe > 0) & (cos[p, top] >= min_absorber_cos)
+                    & (top_proj >= min_share * probe))
+        n_absorbed[p] = int(absorbed.sum())
+        rates[p] = n_absorbed[p] / n_present[p]
+        if absorbed.any():
+            absorber[p] = int(np.bincount(top[absorbed]).argmax())
+    defined = ~np.isnan(rates)
+    mean = float(rates[defined].mean()) if defined.any() else float("nan")
+    return FullAbsorption(latent, n_present, n_absorbed, absorber, rates, mean)

@@ -24,13 +24,13 @@ from safetensors.torch import save_file
 
 import saelab
 from saelab.sae_config import (BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config,
-                                TopKConfig)
+                                MatryoshkaConfig, TopKConfig)
 from saelab.torch_sae import SAE_CLASSES, make_sae
 
 __all__ = ["save_sae", "load_sae", "read_config"]
 
 CONFIG_CLASSES = {cls.family: cls for cls in (L1Config, TopKConfig, JumpReLUConfig, BatchTopKConfig,
-                                              GatedConfig)}
+                                              GatedConfig, MatryoshkaConfig)}
 _KEYS = ("saelab_family", "saelab_config", "saelab_version")
 
 

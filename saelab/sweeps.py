@@ -23,7 +23,7 @@ from saelab.train import TrainConfig, TrainResult, train_sae
 __all__ = ["FAMILY_KNOBS", "SweepRun", "train_sweep", "knob_value"]
 
 FAMILY_KNOBS = {"l1": "l1_coeff", "topk": "k", "batchtopk": "k", "jumprelu": "l0_coeff",
-                "gated": "l1_coeff"}
+                "gated": "l1_coeff", "matryoshka": "k"}
 """Family -> the config field that sets its sparsity."""
 
 

@@ -9,12 +9,13 @@ import pytest
 import torch
 
 from saelab import checkpoint
-from saelab.sae_config import BatchTopKConfig, GatedConfig
+from saelab.sae_config import BatchTopKConfig, GatedConfig, MatryoshkaConfig
 from saelab.torch_sae import make_sae
 
 CONFIGS = [
     BatchTopKConfig(d_in=8, d_sae=24, k=3, k_aux=5, threshold_decay=0.9),
     GatedConfig(d_in=8, d_sae=24, l1_coeff=0.2),
+    MatryoshkaConfig(d_in=8, d_sae=24, k=3, k_aux=5, prefix_sizes=(6, 12, 24), threshold_decay=0.9),
 ]
 
 
@@ -40,7 +41,7 @@ def test_round_trip_keeps_parameters_buffers_and_outputs(tmp_path, cfg):
     assert set(loaded.state_dict()) == set(sae.state_dict())
     for name, t in sae.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], t), name
-    if cfg.family == "batchtopk":
+    if cfg.family in ("batchtopk", "matryoshka"):
         assert "threshold" in dict(sae.named_buffers()) and float(loaded.threshold) > 0
     else:
         assert {"b_gate", "r_mag", "b_mag"} <= set(loaded.state_dict())

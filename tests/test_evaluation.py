@@ -6,7 +6,7 @@ import torch
 from saelab import metrics
 from saelab.evaluation import EvalReport, evaluate
 from saelab.sae_config import (BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config,
-                                TopKConfig)
+                                MatryoshkaConfig, TopKConfig)
 from saelab.synthetic import make_sparse_data
 from saelab.torch_sae import make_sae
 
@@ -154,12 +154,13 @@ def test_table_holds_every_metric(toy):
 
 @pytest.mark.parametrize("cfg", [L1Config(D_IN, D_SAE), TopKConfig(D_IN, D_SAE, k=3),
                                  JumpReLUConfig(D_IN, D_SAE), BatchTopKConfig(D_IN, D_SAE, k=3),
-                                 GatedConfig(D_IN, D_SAE)], ids=lambda c: c.family)
+                                 GatedConfig(D_IN, D_SAE),
+                                 MatryoshkaConfig(D_IN, D_SAE, k=3)], ids=lambda c: c.family)
 def test_every_family_in_inference_mode(toy, cfg):
     data, _ = toy
     torch.manual_seed(0)
     sae = make_sae(cfg)
-    if cfg.family == "batchtopk":
+    if cfg.family in ("batchtopk", "matryoshka"):
         with torch.no_grad():
             sae.threshold.fill_(0.2)  # a trained-looking inference threshold
     sae.train()

@@ -248,6 +248,48 @@ WRONG_ANSWERS = {
              "only at the last position"),
         ],
     },
+    "07_matryoshka": {
+        "nested_recon_loss": [
+            ("def nested_recon_loss(x, f, W_dec, b_dec, prefix_sizes):\n"
+             "    return sum(((x - f[:, :m] @ W_dec[:m] - b_dec) ** 2).sum(axis=1).mean()\n"
+             "               for m in prefix_sizes)\n",
+             "summed over the prefixes"),
+            ("def nested_recon_loss(x, f, W_dec, b_dec, prefix_sizes):\n"
+             "    return ((x - f @ W_dec - b_dec) ** 2).sum(axis=1).mean()\n",
+             "full dictionary only"),
+        ],
+        "nested_loss_grad_W_dec": [
+            ("def nested_loss_grad_W_dec(x, f, W_dec, b_dec, prefix_sizes):\n"
+             "    g = 2.0 / x.shape[0] * (f @ W_dec + b_dec - x)\n"
+             "    return f.T @ g\n",
+             "only from the full reconstruction"),
+            ("def nested_loss_grad_W_dec(x, f, W_dec, b_dec, prefix_sizes):\n"
+             "    grad = np.zeros_like(W_dec)\n"
+             "    for m in prefix_sizes:\n"
+             "        g = 2.0 / x.shape[0] * (f[:, :m] @ W_dec[:m] + b_dec - x)\n"
+             "        grad[:m] += f[:, :m].T @ g\n"
+             "    return grad\n",
+             "1/n"),
+        ],
+        "full_absorption_rate": [
+            ("def full_absorption_rate(f, W_dec, x, present, P, parent_latent, min_share=0.4,\n"
+             "                         min_absorber_cos=0.025):\n"
+             "    silent = present & (f[:, parent_latent] == 0) & (x @ P > 0)\n"
+             "    return silent.sum() / present.sum()\n",
+             "every input where the parent latent is silent"),
+            ("def full_absorption_rate(f, W_dec, x, present, P, parent_latent, min_share=0.4,\n"
+             "                         min_absorber_cos=0.025):\n"
+             "    dots = W_dec @ P\n"
+             "    proj = f * dots\n"
+             "    top = proj.argmax(axis=1)\n"
+             "    probe = x @ P\n"
+             "    ok = (dots[top] / np.linalg.norm(W_dec[top], axis=1) >= min_absorber_cos)\n"
+             "    absorbed = (present & (f[:, parent_latent] == 0) & (probe > 0) & ok\n"
+             "                & (proj[np.arange(len(top)), top] >= min_share * probe))\n"
+             "    return absorbed.sum() / len(x)\n",
+             "divided by all inputs"),
+        ],
+    },
 }
 
 

@@ -8,7 +8,8 @@ import torch
 
 from saelab import numpy_sae as ns
 from saelab import torch_sae as ts
-from saelab.sae_config import BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config, TopKConfig
+from saelab.sae_config import (BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config,
+                               MatryoshkaConfig, TopKConfig)
 
 D_IN, D_SAE = 6, 12
 
@@ -49,7 +50,8 @@ def test_bad_config_values(make, pattern):
 
 
 CFGS = [L1Config(D_IN, D_SAE), TopKConfig(D_IN, D_SAE, k=3), JumpReLUConfig(D_IN, D_SAE),
-        BatchTopKConfig(D_IN, D_SAE, k=3), GatedConfig(D_IN, D_SAE)]
+        BatchTopKConfig(D_IN, D_SAE, k=3), GatedConfig(D_IN, D_SAE),
+        MatryoshkaConfig(D_IN, D_SAE, k=3, prefix_sizes=(4, D_SAE))]
 
 
 def build(twin, cfg):
@@ -136,7 +138,7 @@ def test_config_of_wrong_family(twin):
     with pytest.raises(ValueError, match=r"cfg must be a GatedConfig, got L1Config"):
         module.GatedSAE(CFGS[0])
     with pytest.raises(ValueError, match=r"cfg must be an L1Config, TopKConfig, JumpReLUConfig, "
-                                         r"BatchTopKConfig or GatedConfig, got 3"):
+                                         r"BatchTopKConfig, GatedConfig or MatryoshkaConfig, got 3"):
         module.make_sae(3)
 
 

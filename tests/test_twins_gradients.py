@@ -22,7 +22,8 @@ from saelab import numpy_sae as ns
 from saelab import torch_sae as ts
 from saelab.gradcheck import central_differences
 from saelab.numpy_sae.topk import auxk_loss
-from saelab.sae_config import BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config, TopKConfig
+from saelab.sae_config import (BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config,
+                               MatryoshkaConfig, TopKConfig)
 
 D_IN, D_SAE, BATCH = 6, 12, 8
 H = 1e-6  # finite-difference step
@@ -41,8 +42,16 @@ CASES = {
     "batchtopk-dead": (BatchTopKConfig(D_IN, D_SAE, k=3, k_aux=2, aux_coeff=0.5), True),
     "batchtopk-eval": (BatchTopKConfig(D_IN, D_SAE, k=3, k_aux=2, aux_coeff=0.5), False),
     "gated": (GatedConfig(D_IN, D_SAE, l1_coeff=0.3), False),
+    "matryoshka": (MatryoshkaConfig(D_IN, D_SAE, k=3, prefix_sizes=(3, 7, 12), k_aux=2,
+                                    aux_coeff=0.5), False),
+    "matryoshka-dead": (MatryoshkaConfig(D_IN, D_SAE, k=3, prefix_sizes=(3, 7, 12), k_aux=2,
+                                         aux_coeff=0.5), True),
+    "matryoshka-topk": (MatryoshkaConfig(D_IN, D_SAE, k=3, prefix_sizes=(4, 12), k_aux=2,
+                                         aux_coeff=0.5, activation="topk"), True),
+    "matryoshka-eval": (MatryoshkaConfig(D_IN, D_SAE, k=3, prefix_sizes=(3, 7, 12), k_aux=2,
+                                         aux_coeff=0.5), False),
 }
-EVAL_CASES = {"batchtopk-eval"}  # BatchTopK in inference mode: the threshold rule
+EVAL_CASES = {"batchtopk-eval", "matryoshka-eval"}  # inference mode: the threshold rule
 EVAL_THRESHOLD = 0.25  # a trained-looking BatchTopK threshold for the inference-mode case
 
 
@@ -85,10 +94,12 @@ def kink_margin(sae, x, dead_mask) -> float:
     margins = [np.abs(z).min()]  # ReLU kink (Gated: the gate's step)
     if family == "gated":
         margins.append(np.abs(sae.magnitude_pre(z)).min())  # the magnitude path's ReLU
-    if family == "batchtopk" and not sae.training:
+    batch_rule = family == "batchtopk" or (family == "matryoshka"
+                                            and sae.cfg.activation == "batchtopk")
+    if batch_rule and not sae.training:
         margins.append(np.abs(z - sae.threshold).min())  # the inference threshold's jump
-    if family in ("topk", "batchtopk"):
-        if family == "batchtopk" and sae.training:
+    if family in ("topk", "batchtopk", "matryoshka"):
+        if batch_rule and sae.training:
             rows = [(z.reshape(1, -1), sae.cfg.k * z.shape[0])]  # one TopK over the whole batch
         else:
             rows = [(z, sae.cfg.k)]
@@ -131,7 +142,7 @@ def loss_objective(sae, x, dead_mask):
     def objective() -> float:
         out = sae(x)
         e_hat = sae.dead_codes(out.pre_acts, dead_mask) @ sae.W_dec  # (batch, d_in)
-        return out.recon_loss + sae.cfg.aux_coeff * auxk_loss(e_frozen, e_hat)
+        return out.recon_loss + sae.cfg.aux_coeff * auxk_loss(e_frozen, e_hat)  # nested recon
 
     return objective
 

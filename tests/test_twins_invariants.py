@@ -19,7 +19,7 @@ from sae_cases import family_configs
 D_IN, D_SAE, BATCH = 10, 40, 32
 TWINS = ["numpy", "torch"]
 CASES = family_configs(D_IN, D_SAE, threshold_init=0.2)
-UNIT_CASES = ["l1-unit", "topk", "jumprelu", "batchtopk", "gated"]
+UNIT_CASES = ["l1-unit", "topk", "jumprelu", "batchtopk", "gated", "matryoshka"]
 WEIGHTED_CASES = ["l1-weighted"]  # decoder rows start at norm 0.1 and are free
 
 
@@ -93,6 +93,12 @@ def test_codes_are_nonnegative_and_loss_adds_up(twin, case):
     total = recon + sparsity + sae.aux_coeff * aux
     assert loss == pytest.approx(total, rel=1e-6)
     want = ((to_np(x) - to_np(out.x_hat)) ** 2).sum(axis=1).mean()
+    if CASES[case].family == "matryoshka":  # recon_loss is the mean over the nested prefixes
+        W, b = params_np(sae)["W_dec"], params_np(sae)["b_dec"]
+        errs = [((to_np(x) - f[:, :m] @ W[:m] - b) ** 2).sum(axis=1).mean()
+                for m in CASES[case].prefix_sizes]
+        assert errs[-1] == pytest.approx(want, rel=1e-5) and errs[0] != errs[-1]
+        want = np.mean(errs)
     assert recon == pytest.approx(want, rel=1e-5)
 
 
@@ -224,11 +230,12 @@ def test_shared_initialisation(twin, case):
     np.testing.assert_allclose(np.linalg.norm(p["W_dec"], axis=1), want_norm, rtol=1e-5)
     biases = ["b_gate", "r_mag", "b_mag"] if cfg.family == "gated" else ["b_enc"]
     assert sorted(p) == sorted(["W_enc", "W_dec", "b_dec"] + biases
-                               + (["threshold"] if cfg.family in ("jumprelu", "batchtopk") else []))
+                               + (["threshold"] if cfg.family in ("jumprelu", "batchtopk", "matryoshka")
+                                  else []))
     assert not any(p[name].any() for name in biases) and not p["b_dec"].any()
     if cfg.family == "jumprelu":
         np.testing.assert_allclose(p["threshold"], cfg.threshold_init)
-    if cfg.family == "batchtopk":
+    if cfg.family in ("batchtopk", "matryoshka"):
         assert p["threshold"].shape == () and p["threshold"] == ts.THRESHOLD_UNSET
     assert sae.unit_norm_decoder == (case not in WEIGHTED_CASES)
 

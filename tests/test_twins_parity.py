@@ -15,7 +15,8 @@ import torch
 
 from saelab import numpy_sae as ns
 from saelab import torch_sae as ts
-from saelab.sae_config import BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config, TopKConfig
+from saelab.sae_config import (BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config,
+                               MatryoshkaConfig, TopKConfig)
 
 D_IN, D_SAE, BATCH, STEPS, LR = 8, 32, 16, 50, 1e-2
 RTOL = 1e-9
@@ -29,6 +30,10 @@ CASES = {
     # threshold_decay 0.9 so the running threshold moves visibly over 50 batches
     "batchtopk-dead": BatchTopKConfig(D_IN, D_SAE, k=4, k_aux=6, threshold_decay=0.9),
     "gated": GatedConfig(D_IN, D_SAE, l1_coeff=0.1),
+    "matryoshka-dead": MatryoshkaConfig(D_IN, D_SAE, k=4, k_aux=6, prefix_sizes=(4, 8, 16, 32),
+                                        threshold_decay=0.9),
+    "matryoshka-topk": MatryoshkaConfig(D_IN, D_SAE, k=4, k_aux=6, prefix_sizes=(8, 32),
+                                        activation="topk"),
 }
 
 
@@ -38,7 +43,7 @@ def batches(seed: int = 0) -> list[np.ndarray]:
 
 
 def dead_mask_for(cfg) -> np.ndarray | None:
-    if cfg.family not in ("topk", "batchtopk"):
+    if cfg.family not in ("topk", "batchtopk", "matryoshka"):
         return None
     mask = np.zeros(D_SAE, dtype=bool)
     mask[::3] = True  # 11 "dead" latents, more than k_aux
@@ -96,6 +101,10 @@ def test_fifty_adam_steps_agree(case):
     # the runs did something: loss fell and every parameter moved
     assert np_losses[-10:].mean() < np_losses[:10].mean()
     for name, p in np_sae.parameters().items():
+        if name == "threshold" and getattr(cfg, "activation", "") == "topk":
+            continue  # Matryoshka with TopK codes never estimates BatchTopK's threshold
         assert not np.allclose(p, start[name]), f"{name} never changed"
-    if cfg.family == "batchtopk":  # the running threshold (a torch buffer) was estimated
+    if getattr(cfg, "activation", "batchtopk") == "batchtopk" and cfg.family in ("batchtopk",
+                                                                             "matryoshka"):
+        # the running threshold (a torch buffer) was estimated
         assert np_sae.threshold > 0

@@ -1,6 +1,7 @@
 """Sparse autoencoders in NumPy with hand-derived gradients (Chapters 2 and 4).
 
-Classes ``L1SAE``, ``TopKSAE``, ``JumpReLUSAE``, ``BatchTopKSAE`` and ``GatedSAE`` share parameter
+Classes ``L1SAE``, ``TopKSAE``, ``JumpReLUSAE``, ``BatchTopKSAE``, ``GatedSAE`` and
+``MatryoshkaSAE`` (Chapter 7) share parameter
 names, shapes and layout with their torch twins in ``saelab.torch_sae``; ``Adam`` matches
 ``torch.optim.Adam``; ``from_torch`` copies a torch SAE's weights into a new NumPy SAE.
 """
@@ -14,12 +15,14 @@ from saelab.numpy_sae.batchtopk import THRESHOLD_UNSET, BatchTopKSAE, batch_topk
 from saelab.numpy_sae.gated import GatedSAE
 from saelab.numpy_sae.jumprelu import THRESHOLD_FLOOR, JumpReLUSAE, rectangle
 from saelab.numpy_sae.l1 import L1SAE
+from saelab.numpy_sae.matryoshka import MatryoshkaSAE, nested_recon_loss
 from saelab.numpy_sae.topk import TopKSAE, auxk_loss, topk_relu
 from saelab.sae_config import (BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config,
-                                TopKConfig)
+                                MatryoshkaConfig, TopKConfig)
 
 SAE_CLASSES = {"l1": L1SAE, "topk": TopKSAE, "jumprelu": JumpReLUSAE,
-               "batchtopk": BatchTopKSAE, "gated": GatedSAE}
+               "batchtopk": BatchTopKSAE, "gated": GatedSAE,
+               "matryoshka": MatryoshkaSAE}
 """Family name (``cfg.family``) -> NumPy SAE class."""
 
 
@@ -27,8 +30,8 @@ def make_sae(cfg, rng=None, dtype=np.float32) -> BaseSAE:
     """Build the NumPy SAE of ``cfg``'s family (``L1Config`` -> ``L1SAE``, ...). Chapter 4."""
     family = getattr(cfg, "family", None)
     if family not in SAE_CLASSES:
-        raise ValueError(f"cfg must be an L1Config, TopKConfig, JumpReLUConfig, BatchTopKConfig "
-                         f"or GatedConfig, got {cfg!r}")
+        raise ValueError(f"cfg must be an L1Config, TopKConfig, JumpReLUConfig, BatchTopKConfig, "
+                         f"GatedConfig or MatryoshkaConfig, got {cfg!r}")
     return SAE_CLASSES[family](cfg, rng=rng, dtype=dtype)
 
 
@@ -51,6 +54,8 @@ __all__ = [
     "JumpReLUSAE",
     "BatchTopKSAE",
     "GatedSAE",
+    "MatryoshkaSAE",
+    "nested_recon_loss",
     "THRESHOLD_UNSET",
     "batch_topk_relu",
     "THRESHOLD_FLOOR",
@@ -66,4 +71,5 @@ __all__ = [
     "JumpReLUConfig",
     "BatchTopKConfig",
     "GatedConfig",
+    "MatryoshkaConfig",
 ]

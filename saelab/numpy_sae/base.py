@@ -187,11 +187,7 @@ class BaseSAE:
         x = self._check_x(x)
         dead_mask = self._check_dead_mask(dead_mask)
         grads = {name: np.zeros_like(p) for name, p in self.parameters().items()}
-        batch = x.shape[0]
-        grad_x_hat = (2.0 / batch) * (out.x_hat - x)  # (batch, d_in)
-        grads["W_dec"] += out.f.T @ grad_x_hat  # (d_sae, d_in)
-        grads["b_dec"] += grad_x_hat.sum(axis=0)  # (d_in,)
-        grad_f = grad_x_hat @ self.W_dec.T  # (batch, d_sae)
+        grad_f = self.recon_backward(x, out, grads)  # (batch, d_sae)
         grad_f = grad_f + self.sparsity_backward(out.pre_acts, out.f, grads)
         grad_pre = self.activation_backward(out.pre_acts, out.f, grad_f, grads)  # (batch, d_sae)
         grad_pre = grad_pre + self.aux_backward(x, out, dead_mask, grads)
@@ -199,6 +195,14 @@ class BaseSAE:
         grads["b_enc"] += grad_pre.sum(axis=0)  # (d_sae,)
         grads["b_dec"] -= self.W_enc @ grad_pre.sum(axis=0)  # (d_in,)
         return grads
+
+    def recon_backward(self, x: np.ndarray, out: SAEOutput, grads) -> np.ndarray:
+        """Gradient of ``recon_loss`` w.r.t. f, shape (batch, d_sae); its W_dec and b_dec parts
+        are added into ``grads``. Matryoshka replaces it by the nested loss's (Chapter 7)."""
+        grad_x_hat = (2.0 / x.shape[0]) * (out.x_hat - x)  # (batch, d_in)
+        grads["W_dec"] += out.f.T @ grad_x_hat  # (d_sae, d_in)
+        grads["b_dec"] += grad_x_hat.sum(axis=0)  # (d_in,)
+        return grad_x_hat @ self.W_dec.T  # (batch, d_sae)
 
     # ----- decoder-norm handling ----------------------------------------------------------------
     def remove_parallel_grad(self, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

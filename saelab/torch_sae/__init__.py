@@ -1,6 +1,7 @@
 """Sparse autoencoders in PyTorch: the torch twin of ``saelab.numpy_sae`` (Chapters 2 and 4).
 
-Classes ``L1SAE``, ``TopKSAE``, ``JumpReLUSAE``, ``BatchTopKSAE`` and ``GatedSAE`` share parameter
+Classes ``L1SAE``, ``TopKSAE``, ``JumpReLUSAE``, ``BatchTopKSAE``, ``GatedSAE`` and
+``MatryoshkaSAE`` (Chapter 7) share parameter
 names, shapes and layout with their NumPy twins; ``from_numpy`` copies a NumPy SAE's weights into
 a new torch SAE.
 """
@@ -10,16 +11,18 @@ import numpy as np
 import torch
 
 from saelab.sae_config import (BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config,
-                                TopKConfig)
+                                MatryoshkaConfig, TopKConfig)
 from saelab.torch_sae.base import BaseSAE, recon_loss
 from saelab.torch_sae.batchtopk import THRESHOLD_UNSET, BatchTopKSAE, batch_topk_relu
 from saelab.torch_sae.gated import GatedSAE
 from saelab.torch_sae.jumprelu import THRESHOLD_FLOOR, JumpReLUFunction, JumpReLUSAE, StepFunction
 from saelab.torch_sae.l1 import L1SAE
+from saelab.torch_sae.matryoshka import MatryoshkaSAE, nested_recon_loss
 from saelab.torch_sae.topk import TopKSAE, auxk_loss, topk_relu
 
 SAE_CLASSES = {"l1": L1SAE, "topk": TopKSAE, "jumprelu": JumpReLUSAE,
-               "batchtopk": BatchTopKSAE, "gated": GatedSAE}
+               "batchtopk": BatchTopKSAE, "gated": GatedSAE,
+               "matryoshka": MatryoshkaSAE}
 """Family name (``cfg.family``) -> torch SAE class."""
 
 
@@ -27,8 +30,8 @@ def make_sae(cfg, device=None, dtype=None) -> BaseSAE:
     """Build the torch SAE of ``cfg``'s family (``L1Config`` -> ``L1SAE``, ...). Chapter 4."""
     family = getattr(cfg, "family", None)
     if family not in SAE_CLASSES:
-        raise ValueError(f"cfg must be an L1Config, TopKConfig, JumpReLUConfig, BatchTopKConfig "
-                         f"or GatedConfig, got {cfg!r}")
+        raise ValueError(f"cfg must be an L1Config, TopKConfig, JumpReLUConfig, BatchTopKConfig, "
+                         f"GatedConfig or MatryoshkaConfig, got {cfg!r}")
     return SAE_CLASSES[family](cfg, device=device, dtype=dtype)
 
 
@@ -52,6 +55,8 @@ __all__ = [
     "JumpReLUSAE",
     "BatchTopKSAE",
     "GatedSAE",
+    "MatryoshkaSAE",
+    "nested_recon_loss",
     "THRESHOLD_UNSET",
     "batch_topk_relu",
     "JumpReLUFunction",
@@ -68,4 +73,5 @@ __all__ = [
     "JumpReLUConfig",
     "BatchTopKConfig",
     "GatedConfig",
+    "MatryoshkaConfig",
 ]

@@ -1,0 +1,27 @@
+"""Small precomputed results that chapters load instead of recomputing them (too slow on a CPU).
+
+Each ``<name>.json`` here is written by a script under ``scripts/`` named in its ``"script"``
+field, which also records the settings it ran with; a test re-runs one point of each file and
+compares. :func:`load` reads one by name. Introduced in Chapter 7 (``ch07_toy``: the seed spread
+and the prefix-size sweep of the Matryoshka chapter, from ``scripts/ch07_toy_sweep.py``).
+"""
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+__all__ = ["load", "available"]
+
+
+def available() -> list[str]:
+    """Names of the stored result files (without ``.json``)."""
+    return sorted(p.name[:-5] for p in resources.files(__name__).iterdir()
+                  if p.name.endswith(".json"))
+
+
+def load(name: str) -> dict:
+    """The stored results ``name`` (e.g. ``"ch07_toy"``) as a dict. Chapter 7."""
+    names = available()
+    if name not in names:
+        raise ValueError(f"name must be one of {names}, got {name!r}")
+    return json.loads(resources.files(__name__).joinpath(f"{name}.json").read_text())
