@@ -14,7 +14,7 @@ from saelab.interop import (export_saelens, import_saelens, read_saelens_config,
                             read_saelens_sparsity)
 from saelab.lm.scaling import fold_input_scale
 from saelab.sae_config import (BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config,
-                                TopKConfig)
+                                MatryoshkaConfig, TopKConfig)
 from saelab.torch_sae import make_sae
 
 sae_lens = pytest.importorskip("sae_lens", reason="sae-lens is in the test extra: "
@@ -28,9 +28,13 @@ CONFIGS = {
     "jumprelu": JumpReLUConfig(d_in=D_IN, d_sae=D_SAE),
     "batchtopk": BatchTopKConfig(d_in=D_IN, d_sae=D_SAE, k=K),
     "gated": GatedConfig(d_in=D_IN, d_sae=D_SAE),
+    "matryoshka": MatryoshkaConfig(d_in=D_IN, d_sae=D_SAE, k=K, prefix_sizes=(10, 40, D_SAE)),
+    "matryoshka_topk": MatryoshkaConfig(d_in=D_IN, d_sae=D_SAE, k=K, prefix_sizes=(10, D_SAE),
+                                        activation="topk"),
 }
 ARCHITECTURE = {"l1": "standard", "l1_unit": "standard", "topk": "topk", "jumprelu": "jumprelu",
-                "batchtopk": "jumprelu", "gated": "gated"}
+                "batchtopk": "jumprelu", "gated": "gated", "matryoshka": "jumprelu",
+                "matryoshka_topk": "topk"}
 ATOL = 2e-5  # float32; measured max |difference| 0 to 1e-6 (Gated: exp(r_mag) applied elsewhere)
 
 
@@ -44,7 +48,7 @@ def _trained_looking(cfg, seed=0):
                 p.uniform_(0.05, 0.6)
             else:
                 p.add_(0.2 * torch.randn_like(p))
-        if cfg.family == "batchtopk":
+        if cfg.family in ("batchtopk", "matryoshka"):
             sae.threshold.fill_(0.4)
     return sae.eval()
 
@@ -84,9 +88,11 @@ def test_saelab_round_trip_keeps_the_function_and_the_config(name, tmp_path):
     with torch.no_grad():
         _same(back.encode(x), sae.encode(x))
         _same(back.decode(sae.encode(x)), sae.decode(sae.encode(x)))
-    if name == "batchtopk":  # exported as JumpReLU, as SAELens does
+    if name in ("batchtopk", "matryoshka"):  # exported as JumpReLU, as SAELens does
         assert back.cfg.family == "jumprelu"
         assert torch.equal(back.threshold, torch.full((D_SAE,), 0.4))
+    elif name == "matryoshka_topk":  # the nesting shapes training only: a TopK SAE at inference
+        assert back.cfg.family == "topk" and back.cfg.k == K
     else:
         assert back.cfg == sae.cfg  # the saelab config travels in the metadata
 

@@ -100,6 +100,10 @@ EXPORTERS: dict[str, Callable[[BaseSAE], SAELensForm]] = {
     "jumprelu": _as_jumprelu,
     "batchtopk": _global_threshold_as_jumprelu,
     "gated": _as("gated"),
+    # A Matryoshka SAE is an ordinary BatchTopK (or TopK) SAE at inference: the nesting only shapes
+    # training. SAELens 6 likewise saves its matryoshka_batchtopk trainer as JumpReLU.
+    "matryoshka": lambda sae: (_global_threshold_as_jumprelu if sae.cfg.activation == "batchtopk"
+                               else _as_topk)(sae),
 }
 """saelab family -> its SAELens form. A family missing here cannot be exported."""
 
