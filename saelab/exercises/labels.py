@@ -74,6 +74,8 @@ LABELS: dict[str, dict[str, Label]] = {
 
 def label_markdown(name: str, label: Label) -> str:
     """The text of an exercise's label cell."""
+    if not isinstance(name, str) or not name.isidentifier() or not isinstance(label, Label):
+        raise TypeError(f"name={name!r}, label={label!r}: expected a function name and a Label")
     stars = "★" * label.difficulty + "☆" * (3 - label.difficulty)
     return (f"**Exercise `{name}`** · difficulty {stars} ({label.difficulty} of 3) · "
             f"about {label.minutes} minutes · works on {_DATA[label.data]}")
@@ -95,6 +97,8 @@ def apply(path) -> str:
     """Insert or update the label cell above every exercise of one chapter; return what happened."""
     import nbformat
 
+    if not isinstance(path, (str, Path)) or not Path(path).is_file():
+        raise ValueError(f"path={path!r}: expected an existing chapter notebook")
     path = Path(path)
     table = LABELS.get(path.stem)
     if table is None:

@@ -47,6 +47,8 @@ _KERNEL = {"kernelspec": {"display_name": "Python 3", "language": "python", "nam
 
 def converter_for(root: Path) -> MystToMarkdown:
     """The MyST converter for the book at ``root`` (its glossary and bibliography)."""
+    if not isinstance(root, (str, Path)) or not (Path(root) / "book").is_dir():
+        raise ValueError(f"root={root!r}: expected the repository root (a folder holding book/)")
     root = Path(root)
     return MystToMarkdown(colab.BOOK_URL, read_glossary(root / "book" / "glossary.md"),
                           read_citations(root / "book" / "references.bib"))
@@ -108,6 +110,13 @@ def _banner(page: str, fallbacks: list[str]) -> str:
 def make_learner_notebook(nb: nbformat.NotebookNode, page: str,
                           converter: MystToMarkdown) -> nbformat.NotebookNode:
     """The learner version of the chapter ``nb`` stored at ``page`` (e.g. ``notebooks/01_x.ipynb``)."""
+    if not isinstance(nb, nbformat.NotebookNode) or "cells" not in nb:
+        raise TypeError(f"nb must be a notebook read with nbformat, got {type(nb).__name__}")
+    if not isinstance(page, str) or not page.endswith(".ipynb") or page.startswith("/"):
+        raise ValueError(f"page={page!r}: expected the notebook's path relative to the repository "
+                         "root, such as 'notebooks/01_superposition.ipynb'")
+    if not isinstance(converter, MystToMarkdown):
+        raise TypeError(f"converter must be a MystToMarkdown, got {type(converter).__name__}")
     student = make_student_notebook(nb)
     cells = student.cells
     fallbacks = _fallback_cells(cells, page)

@@ -54,6 +54,8 @@ class MystError(ValueError):
 def glossary_anchor(term: str) -> str:
     """The HTML id Sphinx gives a glossary entry: ``glossary_anchor("CE loss recovered")`` is
     ``"term-CE-loss-recovered"``."""
+    if not isinstance(term, str) or not term.strip():
+        raise ValueError(f"term={term!r}: expected a non-empty glossary entry (str)")
     text = unicodedata.normalize("NFKD", f"term-{term}").encode("ascii", "ignore").decode("ascii")
     text = re.sub(r"[^a-zA-Z0-9._]+", "-", " ".join(text.split()))
     return re.sub(r"^[-0-9._]+|[-._]+$", "", text)
@@ -61,7 +63,7 @@ def glossary_anchor(term: str) -> str:
 
 def read_glossary(path: Path) -> dict[str, str]:
     """Map each glossary entry, lower-cased, to its spelling in ``book/glossary.md``."""
-    text = Path(path).read_text(encoding="utf-8")
+    text = _existing(path, "book/glossary.md").read_text(encoding="utf-8")
     block = re.search(r"^```\{glossary\}\s*$(.*?)^```\s*$", text, re.M | re.S)
     if block is None:
         raise MystError(f"{path}: no ```{{glossary}} block found")
@@ -70,6 +72,12 @@ def read_glossary(path: Path) -> dict[str, str]:
         if line and not line[0].isspace() and not line.startswith(":"):
             terms[line.strip().lower()] = line.strip()
     return terms
+
+
+def _existing(path, what: str) -> Path:
+    if not isinstance(path, (str, Path)) or not Path(path).is_file():
+        raise ValueError(f"path={path!r}: expected the path of an existing file ({what})")
+    return Path(path)
 
 
 def _author_text(persons: list) -> str:
@@ -85,7 +93,7 @@ def read_citations(path: Path) -> dict[str, tuple[str, str]]:
     """Map each BibTeX key of ``book/references.bib`` to ``(authors, year)``, as the book prints them."""
     from pybtex.database import parse_file  # installed with sphinxcontrib-bibtex
 
-    data = parse_file(str(path))
+    data = parse_file(str(_existing(path, "book/references.bib")))
     return {key: (_author_text(entry.persons.get("author", [])), entry.fields.get("year", "n.d."))
             for key, entry in data.entries.items()}
 
@@ -205,6 +213,9 @@ class MystToMarkdown:
 
     def convert(self, text: str, page: str) -> str:
         """Plain Markdown for one MyST Markdown cell of the notebook at ``page``."""
+        if not isinstance(text, str) or not isinstance(page, str):
+            raise TypeError(f"text and page must be str, got {type(text).__name__} and "
+                            f"{type(page).__name__}")
         kept = [line for line in text.splitlines()
                 if not RAW_MYST["target"].match(line) and not re.match(r"^%(?!%)", line)]
         result = self.roles(self.directives("\n".join(kept)), page)
