@@ -57,8 +57,8 @@ def test_admonition_without_answer_is_one_collapsed_block(conv):
 @pytest.mark.parametrize("src, match", [
     ("{term}`nothing`", "no glossary entry 'nothing'"),
     ("{cite:p}`zzz`", "'zzz' is not in book/references.bib"),
-    ("{ref}`label`", "unsupported MyST role"),
-    ("```{figure} x.png\n```", "unsupported MyST directive"),
+    ("{abbr}`X (y)`", "unsupported MyST role"),
+    ("```{tab-set}\n```", "unsupported MyST directive"),
     ("```{note}\nnever closed", "never closed"),
 ])
 def test_unknown_syntax_is_an_error(conv, src, match):
@@ -81,3 +81,14 @@ def test_bad_input(bad, conv):
             conv.convert(bad, "notebooks/x.ipynb")
     with pytest.raises(ValueError, match="path="):
         read_glossary(ROOT / "no_such_file.md")
+
+
+def test_other_roles_and_directives(conv):
+    conv.raw_url = "https://raw.example.org/main"
+    page = "notebooks/x.ipynb"
+    assert conv.convert("see {ref}`the section <sec-a>` and {eq}`eq-1`, {math}`a+b`", page) == (
+        "see the section and (eq-1), $a+b$")
+    assert conv.convert("```{figure} ../book/img.png\nA caption.\n```", page) == (
+        "![A caption.](https://raw.example.org/main/book/img.png)")
+    assert conv.convert("```{code-block} python\nx = 1\n```", page) == "```python\nx = 1\n```"
+    assert conv.convert("```{margin}\nAside.\n```", page) == "> Aside."

@@ -50,8 +50,10 @@ def converter_for(root: Path) -> MystToMarkdown:
     if not isinstance(root, (str, Path)) or not (Path(root) / "book").is_dir():
         raise ValueError(f"root={root!r}: expected the repository root (a folder holding book/)")
     root = Path(root)
+    owner_name = colab.REPOSITORY.rstrip("/").split("github.com/")[-1]
     return MystToMarkdown(colab.BOOK_URL, read_glossary(root / "book" / "glossary.md"),
-                          read_citations(root / "book" / "references.bib"))
+                          read_citations(root / "book" / "references.bib"),
+                          raw_url=f"https://raw.githubusercontent.com/{owner_name}/{colab.BRANCH}")
 
 
 def _tags(cell) -> list[str]:

@@ -74,6 +74,19 @@ def read_glossary(path: Path) -> dict[str, str]:
     return terms
 
 
+def _normalise(path: str) -> str:
+    """``notebooks/../book/x`` -> ``book/x`` (a path inside the repository)."""
+    parts: list[str] = []
+    for part in PurePosixPath(path).parts:
+        if part == "..":
+            if not parts:
+                raise MystError(f"{path!r} points outside the repository")
+            parts.pop()
+        elif part != ".":
+            parts.append(part)
+    return "/".join(parts)
+
+
 def _existing(path, what: str) -> Path:
     if not isinstance(path, (str, Path)) or not Path(path).is_file():
         raise ValueError(f"path={path!r}: expected the path of an existing file ({what})")
@@ -109,6 +122,7 @@ class MystToMarkdown:
     base_url: str
     glossary: dict[str, str]
     citations: dict[str, tuple[str, str]]
+    raw_url: str = ""  # where the repository's files are served (images of {figure} directives)
 
     def url(self, doc: str) -> str:
         return f"{self.base_url.rstrip('/')}/{doc}.html"
@@ -135,15 +149,7 @@ class MystToMarkdown:
     def _doc(self, content: str, page: str) -> str:
         match = _EXPLICIT.match(content)
         text, target = (match.group(1), match.group(2)) if match else (content, content)
-        parts: list[str] = []
-        for part in (PurePosixPath(page).parent / target).parts:
-            if part == "..":
-                if not parts:
-                    raise MystError(f"{{doc}}`{content}` points outside the book")
-                parts.pop()
-            elif part != ".":
-                parts.append(part)
-        return f"[{text}]({self.url('/'.join(parts))})"
+        return f"[{text}]({self.url(_normalise((PurePosixPath(page).parent / target).as_posix()))})"
 
     def roles(self, text: str, page: str) -> str:
         def replace(match: re.Match) -> str:
@@ -156,6 +162,13 @@ class MystToMarkdown:
                 return self._cite(content, textual=False)
             if role == "doc":
                 return self._doc(content, page)
+            if role in ("ref", "numref"):  # a label inside the book: keep the words, drop the link
+                explicit = _EXPLICIT.match(content)
+                return explicit.group(1) if explicit else content
+            if role == "eq":
+                return f"({content})"
+            if role == "math":
+                return f"${content}$"
             raise MystError(f"unsupported MyST role {{{role}}}`{content}` (extend myst_markdown.py)")
 
         return _ROLE.sub(replace, text)
@@ -179,7 +192,7 @@ class MystToMarkdown:
         return [opening, f"<summary><b>{title}</b></summary>", "", "\n\n".join(paragraphs), "",
                 "</details>"]
 
-    def directives(self, text: str) -> str:
+    def directives(self, text: str, page: str = "") -> str:
         lines = text.splitlines()
         out: list[str] = []
         i = 0
@@ -201,11 +214,19 @@ class MystToMarkdown:
                 j += 1
             if j == len(lines):
                 raise MystError(f"```{{{name}}} fence on line {i + 1} is never closed")
-            body = self.directives("\n".join(lines[body_start:j])).splitlines()
+            body = self.directives("\n".join(lines[body_start:j]), page).splitlines()
             if name in _ADMONITIONS:
                 out.extend(self._admonition(name, argument, options, body))
             elif name == "math":
                 out.extend(["$$", *body, "$$"])
+            elif name in ("code-block", "code", "sourcecode"):
+                out.extend([f"```{argument.strip()}", *body, "```"])
+            elif name in ("figure", "image"):
+                caption = " ".join(" ".join(body).split()) or options.get("alt", "figure")
+                target = (PurePosixPath(page).parent / argument.strip()).as_posix()
+                out.append(f"![{caption}]({self.raw_url}/{_normalise(target)})")
+            elif name in ("margin", "sidebar", "epigraph", "pull-quote"):
+                out.extend("> " + line if line else ">" for line in body)
             else:
                 raise MystError(f"unsupported MyST directive {{{name}}} (extend myst_markdown.py)")
             i = j + 1
@@ -218,7 +239,7 @@ class MystToMarkdown:
                             f"{type(page).__name__}")
         kept = [line for line in text.splitlines()
                 if not RAW_MYST["target"].match(line) and not re.match(r"^%(?!%)", line)]
-        result = self.roles(self.directives("\n".join(kept)), page)
+        result = self.roles(self.directives("\n".join(kept), page), page)
         for what, pattern in RAW_MYST.items():
             found = pattern.search(result)
             if found:
