@@ -185,7 +185,8 @@ class MystToMarkdown:
             out = [f"**{title}.** " + "\n\n".join(question), ""]
             for part in reveals:
                 label = _REVEAL.match(part).group(1).capitalize()
-                out += [f"<details><summary>{label}</summary>", "", _REVEAL.sub("", part, count=1),
+                text = _REVEAL.sub("", part, count=1)
+                out += [f"<details><summary>{label}</summary>", "", text[:1].upper() + text[1:],
                         "", "</details>", ""]
             return out[:-1]
         opening = "<details>" if collapsed else "<details open>"
