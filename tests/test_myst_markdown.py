@@ -43,7 +43,7 @@ def test_pause_and_think_shows_the_question_and_folds_the_answer(conv):
            "*Answer:* because {term}`FVU`.\n```")
     md = conv.convert(src, "notebooks/x.ipynb")
     assert md.startswith("Text.\n\n**Pause and think.** Why $x$?")
-    assert "<details><summary>Answer</summary>\n\nbecause [FVU](" in md
+    assert "<details><summary>Answer</summary>\n\nBecause [FVU](" in md
     assert md.rstrip().endswith("</details>") and ":class:" not in md and "```" not in md
 
 
