@@ -114,7 +114,8 @@ def apply(path) -> str:
             name = exercise_name(cell)
             if name not in table:
                 raise KeyError(f"{path}: exercise {name!r} has no label in saelab/exercises/labels.py")
-            old = next((c for c in nb.cells if LABEL_TAG in _tags(c) and c.get("id") == f"label-{name}"), None)
+            old = next((c for c in nb.cells
+                        if LABEL_TAG in _tags(c) and c.get("id") == f"label-{name}"), None)
             label = old or nbformat.v4.new_markdown_cell(metadata={"tags": [LABEL_TAG]})
             label.id, label.source = f"label-{name}", label_markdown(name, table[name])
             cells.append(label)
