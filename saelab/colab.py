@@ -20,9 +20,14 @@ import inspect
 import sys
 from pathlib import Path
 
-__all__ = ["REPOSITORY", "CELL_TAG", "CELL_SOURCE", "INTRO_SOURCE", "colab_setup", "pip_command", "apply"]
+__all__ = ["REPOSITORY", "CELL_TAG", "CELL_SOURCE", "INTRO_SOURCE", "colab_setup", "pip_command", "apply",
+           "BRANCH", "BOOK_URL", "colab_url"]
 
 REPOSITORY = "https://github.com/saelab/saelab"  # where Colab installs the package from
+BRANCH = "main"  # the branch Colab opens notebooks from (and the book is published from)
+_OWNER, _NAME = REPOSITORY.rstrip("/").split("/")[-2:]
+#: The published book: GitHub Pages of the repository (README, "Read it").
+BOOK_URL = f"https://{_OWNER}.github.io/{_NAME}"
 CELL_TAG = "colab-setup"  # marks the cell in a notebook (the book folds cells with this tag)
 
 
@@ -39,6 +44,14 @@ def colab_setup(environ, modules, run):
         run([sys.executable, "-m", "pip", "install", "--quiet",
              "saelab @ git+https://github.com/saelab/saelab"])
     return on_colab
+
+
+def colab_url(path: str) -> str:
+    """The address that opens the notebook at ``path`` (relative to the repository root) on Colab."""
+    if not isinstance(path, str) or not path.endswith(".ipynb") or path.startswith("/"):
+        raise ValueError(f"path={path!r}: expected a notebook path relative to the repository "
+                         "root, such as 'learner/01_superposition.ipynb'")
+    return f"https://colab.research.google.com/github/{_OWNER}/{_NAME}/blob/{BRANCH}/{path}"
 
 
 def pip_command() -> list[str]:

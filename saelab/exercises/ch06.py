@@ -28,6 +28,30 @@ __all__ = ["fvu_on_batch", "make_splice_hook", "make_steering_hook"]
 HOOK = "blocks.1.hook_resid_pre"  # where the checkers' small model is spliced and steered
 
 
+def _reference_fvu_on_batch(x, x_hat) -> float:
+    """The reference answer to ``fvu_on_batch``: :func:`saelab.metrics.fvu` in float64."""
+    return float(metrics.fvu(checking.to_numpy(x), checking.to_numpy(x_hat)))
+
+
+def _reference_splice_hook(sae):
+    from saelab.lm import splice_hook
+    return splice_hook(sae)
+
+
+def _reference_steering_hook(direction, alpha):
+    from saelab.lm import steering_hook
+    return steering_hook(direction, alpha)
+
+
+#: Reference solutions, used by learner notebooks when later cells need an exercise's function
+#: and the learner has not solved it yet (see checking.yours_or_reference).
+REFERENCES = {
+    "fvu_on_batch": _reference_fvu_on_batch,
+    "make_splice_hook": _reference_splice_hook,
+    "make_steering_hook": _reference_steering_hook,
+}
+
+
 def _residual_batch() -> tuple[torch.Tensor, torch.Tensor]:
     """Activations with a large shared mean (as in a residual stream) and a noisy reconstruction."""
     g = torch.Generator().manual_seed(6001)

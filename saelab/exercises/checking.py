@@ -13,6 +13,11 @@ from typing import Callable, Mapping
 import numpy as np
 
 PASS_PREFIX = "passed:"
+SHOWN_ENTRIES = 4  # how many leading entries of an array a hint shows
+
+# The arguments of the last call of each exercise (by name), recorded by call_student so that
+# expect_close's fallback hint can show the input next to the expected and received values.
+_LAST_INPUTS: dict[str, tuple[tuple, dict]] = {}
 
 
 class ExerciseFailed(AssertionError):
@@ -38,6 +43,7 @@ def call_student(name: str, fn: Callable, *args, **kwargs):
     """
     if not callable(fn):
         raise ExerciseFailed(f"{name}: expected a function, got {type(fn).__name__}")
+    _LAST_INPUTS[name] = (args, kwargs)
     try:
         return fn(*args, **kwargs)
     except NotImplementedError:
@@ -99,6 +105,69 @@ def expect_close(
         raise ExerciseFailed(f"{name}: {what} contains NaN or infinite values.")
     err = float(np.max(np.abs(got_arr - want_arr)))
     raise ExerciseFailed(
-        f"{name}: {what} is wrong (largest absolute error {err:.3g}). "
-        "Re-read the formula in the text above the exercise, one term at a time."
+        f"{name}: {what} is wrong (largest absolute error {err:.3g}) and does not match a "
+        "mistake the checker knows.\n" + _io_report(name, want, got)
     )
+
+
+def describe(value) -> str:
+    """A short description of a value for a hint: type, dtype, shape and the first few entries.
+
+    ``describe(np.arange(6.0).reshape(2, 3))`` is ``"NumPy array float64 of shape (2, 3):
+    [0, 1, 2, 3, ...]"``; tensors say ``torch tensor``; dicts describe each value.
+    """
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k!r}: {describe(v)}" for k, v in value.items()) + "}"
+    if hasattr(value, "detach") and hasattr(value, "shape"):
+        kind, dtype = "torch tensor", str(value.dtype).replace("torch.", "")
+        flat = value.detach().cpu().double().reshape(-1).numpy()
+    elif isinstance(value, np.ndarray):
+        kind, dtype, flat = "NumPy array", str(value.dtype), value.reshape(-1)
+    elif isinstance(value, (int, float, np.number, bool)):
+        return f"{type(value).__name__} {float(value):.6g}"
+    else:
+        return type(value).__name__
+    entries = ", ".join(f"{float(v):.4g}" for v in flat[:SHOWN_ENTRIES])
+    more = ", ..." if flat.size > SHOWN_ENTRIES else ""
+    return f"{kind} {dtype} of shape {tuple(value.shape)}: [{entries}{more}]"
+
+
+def _io_report(name: str, want, got) -> str:
+    """Input (when call_student recorded it), expected and received values, one per line."""
+    lines = []
+    args, kwargs = _LAST_INPUTS.get(name, ((), {}))
+    for i, arg in enumerate(args):
+        lines.append(f"  input {i + 1}: {describe(arg)}")
+    lines += [f"  input {key}: {describe(arg)}" for key, arg in kwargs.items()]
+    lines.append(f"  expected: {describe(want)}")
+    lines.append(f"  received: {describe(got)}")
+    return "\n".join(lines) + "\nCompare the two on this input by hand, one term of the formula at a time."
+
+
+def yours_or_reference(checker_module, name: str, fn: Callable) -> Callable:
+    """Return ``fn`` if it passes its exercise's check, else the module's reference solution.
+
+    Learner notebooks call this after an exercise whose function later cells use, so that the
+    chapter runs on whether or not the exercise is done. ``checker_module`` is the chapter's
+    checker module (``saelab.exercises.chNN``); its ``REFERENCES`` dict maps ``name`` to the
+    reference implementation.
+    """
+    references = getattr(checker_module, "REFERENCES", {})
+    if name not in references:
+        raise ValueError(f"name={name!r}: {getattr(checker_module, '__name__', checker_module)} "
+                         f"has no REFERENCES entry for it (expected one of {sorted(references)})")
+    import contextlib
+    import io
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            getattr(checker_module, name)(fn)
+    except NotImplementedError:
+        reason = "yours is not written yet"
+    except ExerciseFailed as exc:
+        reason = f"yours does not pass the check yet ({str(exc).splitlines()[0]})"
+    else:
+        print(f"{name}: the cells below use your function (it passes the check)")
+        return fn
+    print(f"{name}: the cells below use the reference solution: {reason}")
+    return references[name]
