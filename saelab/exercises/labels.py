@@ -69,6 +69,11 @@ LABELS: dict[str, dict[str, Label]] = {
         "make_splice_hook": Label(2, 10, "torch"),
         "make_steering_hook": Label(1, 5, "torch"),
     },
+    "07_matryoshka": {
+        "nested_recon_loss": Label(1, 10, "numpy"),
+        "nested_loss_grad_W_dec": Label(3, 25, "numpy"),
+        "full_absorption_rate": Label(2, 15, "numpy"),
+    },
 }
 
 
