@@ -9,8 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python}"
 bash scripts/install.sh book,test,browser
-export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"  # fail fast instead of retrying downloads offline
-export MPLBACKEND=Agg
+source scripts/test_env.sh  # one thread per process, offline hub, Agg plots
 # Two pytest-xdist workers (SAELAB_TEST_WORKERS to change; 0 runs in one process). --dist loadfile
 # keeps each notebook's cells in one kernel and each test module's fixtures on one worker.
 "$PYTHON" -m pytest tests notebooks -n "${SAELAB_TEST_WORKERS:-2}" --dist loadfile \
