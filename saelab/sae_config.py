@@ -43,6 +43,16 @@ def _check_sizes(d_in, d_sae) -> None:
     check_int_in_range("d_sae", d_sae, 1)
 
 
+def _check_batchtopk_fields(cfg) -> None:
+    """The fields BatchTopK and Matryoshka SAEs share: sizes, k, AuxK and the threshold's EMA."""
+    _check_sizes(cfg.d_in, cfg.d_sae)
+    check_int_in_range("k", cfg.k, 1, cfg.d_sae)
+    check_int_in_range("k_aux", cfg.k_aux, 1)
+    check_nonnegative("aux_coeff", cfg.aux_coeff)
+    if not 0.0 <= check_nonnegative("threshold_decay", cfg.threshold_decay) < 1.0:
+        raise ValueError(f"threshold_decay must be in [0, 1), got {cfg.threshold_decay}")
+
+
 @dataclass
 class L1Config:
     """ReLU SAE with an L1 sparsity penalty (Chapter 2).
@@ -121,12 +131,7 @@ class BatchTopKConfig:
     threshold_decay: float = 0.99  # EMA decay of the inference threshold; ~100-batch memory
 
     def __post_init__(self) -> None:
-        _check_sizes(self.d_in, self.d_sae)
-        check_int_in_range("k", self.k, 1, self.d_sae)
-        check_int_in_range("k_aux", self.k_aux, 1)
-        check_nonnegative("aux_coeff", self.aux_coeff)
-        if not 0.0 <= check_nonnegative("threshold_decay", self.threshold_decay) < 1.0:
-            raise ValueError(f"threshold_decay must be in [0, 1), got {self.threshold_decay}")
+        _check_batchtopk_fields(self)
 
 
 @dataclass
@@ -174,12 +179,7 @@ class MatryoshkaConfig:
     threshold_decay: float = 0.99  # EMA decay of the BatchTopK inference threshold
 
     def __post_init__(self) -> None:
-        _check_sizes(self.d_in, self.d_sae)
-        check_int_in_range("k", self.k, 1, self.d_sae)
-        check_int_in_range("k_aux", self.k_aux, 1)
-        check_nonnegative("aux_coeff", self.aux_coeff)
-        if not 0.0 <= check_nonnegative("threshold_decay", self.threshold_decay) < 1.0:
-            raise ValueError(f"threshold_decay must be in [0, 1), got {self.threshold_decay}")
+        _check_batchtopk_fields(self)
         if self.activation not in MATRYOSHKA_ACTIVATIONS:
             raise ValueError(f"activation must be one of {MATRYOSHKA_ACTIVATIONS}, "
                              f"got {self.activation!r}")

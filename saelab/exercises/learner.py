@@ -35,7 +35,7 @@ import nbformat
 
 from saelab import colab
 from saelab.exercises.myst_markdown import MystError, MystToMarkdown, read_citations, read_glossary
-from saelab.exercises.student import MarkerError, make_student_notebook
+from saelab.exercises.student import MarkerError, find_notebooks, make_student_notebook
 
 __all__ = ["LEARNER_DIR", "make_learner_notebook", "make_learner_files", "converter_for", "main"]
 
@@ -166,20 +166,6 @@ def make_learner_notebook(nb: nbformat.NotebookNode, page: str,
     return learner
 
 
-def _notebooks(paths) -> list[Path]:
-    notebooks: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            notebooks.extend(sorted(p for p in path.glob("*.ipynb") if "checkpoint" not in p.name))
-        elif path.suffix == ".ipynb" and path.exists():
-            notebooks.append(path)
-        else:
-            raise FileNotFoundError(f"{path}: no such notebook or folder")
-    if not notebooks:
-        raise FileNotFoundError("no notebooks found in " + ", ".join(map(str, paths)))
-    return notebooks
-
-
 def make_learner_files(paths, out_dir, root=".") -> list[Path]:
     """Write the learner version of each notebook (or each notebook in a folder) to ``out_dir``.
 
@@ -191,7 +177,7 @@ def make_learner_files(paths, out_dir, root=".") -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in _notebooks(paths):
+    for path in find_notebooks(paths):
         try:
             page = path.resolve().relative_to(root).as_posix()
         except ValueError:

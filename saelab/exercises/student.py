@@ -88,8 +88,8 @@ def make_student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return student
 
 
-def make_student_files(paths: list[Path], out_dir: Path) -> list[Path]:
-    """Write the student version of each notebook (or of every notebook in a folder) to ``out_dir``."""
+def find_notebooks(paths) -> list[Path]:
+    """The notebooks named in ``paths``: files as given, folders as their ``*.ipynb`` in order."""
     notebooks: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
@@ -100,6 +100,12 @@ def make_student_files(paths: list[Path], out_dir: Path) -> list[Path]:
             raise FileNotFoundError(f"{path}: no such notebook or folder")
     if not notebooks:
         raise FileNotFoundError("no notebooks found in " + ", ".join(map(str, paths)))
+    return notebooks
+
+
+def make_student_files(paths: list[Path], out_dir: Path) -> list[Path]:
+    """Write the student version of each notebook (or of every notebook in a folder) to ``out_dir``."""
+    notebooks = find_notebooks(paths)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in notebooks:
