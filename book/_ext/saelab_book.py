@@ -1,6 +1,6 @@
 """Sphinx extension for the saelab book (loaded through ``sphinx.local_extensions`` in _config.yml).
 
-It does two small things that configuration alone cannot:
+It does a few small things that configuration alone cannot:
 
 * **Worked solutions collapsed by default.** Code cells tagged ``exercise`` hold the solution of an
   exercise (between ``### BEGIN SOLUTION`` and ``### END SOLUTION``). In the HTML book their source
@@ -19,6 +19,10 @@ It does two small things that configuration alone cannot:
   right after MathJax, maps it onto MathJax 3 (without it every labelled widget throws).
 * **Widget fonts from the book.** On pages with widgets, require.js is configured (before it
   loads) so that the widget manager finds its Font Awesome files in ``_static/html-manager/``.
+* **Every screen.** ``static/saelab-sidebar-toggles.js`` makes the menu and page-contents buttons
+  work at every width (pydata-sphinx-theme 0.17 binds its handler to a hidden duplicate button,
+  pydata-sphinx-theme issue #2451); ``static/saelab-book.css`` lets wide display maths scroll
+  with a visible cue (``static/saelab-wide-maths.js`` marks wide inline maths likewise), fits sliders and widget images to the column, and wraps long inline code.
 * **Offline assets present.** The pages load MathJax, require.js and the widgets HTML manager from
   ``_static/`` (``mathjax_path`` and ``nb_ipywidgets_js``). If those files were not installed, the
   build stops with a message saying how to install them, instead of producing pages that silently
@@ -142,6 +146,9 @@ def setup(app: Sphinx) -> dict:
     app.connect("config-inited", add_static)
     # Deferred scripts run in document order: MathJax (priority 500), then this shim.
     app.add_js_file("saelab-widgets-mathjax.js", priority=510, defer="defer")
+    app.add_js_file("saelab-sidebar-toggles.js")
+    app.add_js_file("saelab-wide-maths.js", priority=520, defer="defer")
+    app.add_css_file("saelab-book.css")
     app.connect("config-inited", check_offline_assets, priority=900)
     app.connect("config-inited", default_colour_mode)
     # Early: html-page-context is emitted with emit_firstresult, so a handler that returns a
