@@ -4,9 +4,11 @@
 //   node tests/browser_check.mjs '{"base": "http://127.0.0.1:PORT/", "pages": ["book/intro", ...],
 //        "executable": "/usr/bin/chromium", "outDir": "artifacts/screenshots",
 //        "sliderPage": "notebooks/01_superposition", "dashboardPage": "notebooks/06_gpt2_sae",
-//        "navPages": ["book/intro", ...], "widths": [1366, 390, 800], "fullWidths": [1366, 390]}'
+//        "navPages": ["book/intro", ...], "widths": [1366, 390, 800], "fullWidths": [1366, 390],
+//        "pagesAt": {"800": ["book/intro", ...]}, "searchQuery": "superposition"}'
 //
-// Every page is loaded at every width in `widths` (a fresh context each time, light colour scheme,
+// Every page (or, where pagesAt names a width, those pages) is loaded at every width in `widths`
+// (a fresh context each time, light colour scheme,
 // touch enabled below 1000 px). At each: console errors and uncaught exceptions; every request
 // that leaves loopback (aborted and recorded); local requests that fail; MathJax (every .math
 // element typeset, no mjx-merror, no raw "$$"); images loaded; widget views rendered; the page's
@@ -19,6 +21,7 @@
 // (first width) the slider is moved with the keyboard; on dashboardPage (narrow widths) a token
 // is tapped and its activation must show. Screenshots: the first screen of every page at every
 // width, light and dark, and the full page at fullWidths (light), named PAGE-WIDTH[-dark].png.
+// Last, the search page for searchQuery: its results and their snippets.
 import { chromium } from "playwright-core";
 import fs from "node:fs";
 import path from "node:path";
@@ -162,7 +165,7 @@ async function checkNavigation(page, width) {
 const results = {};
 for (const width of widths) {
   const narrow = width < 1000;
-  for (const name of cfg.pages) {
+  for (const name of (cfg.pagesAt && cfg.pagesAt[width]) || cfg.pages) {
     const r = {
       width, consoleErrors: [], pageErrors: [], external: [], failedLocal: [], math: null, images: null,
       widgets: null, layout: null, contrast: null, nav: null, slider: null, tap: null, colab: [], screenshot: null,
@@ -298,6 +301,28 @@ for (const width of widths) {
     }
     await context.close();
   }
+}
+// The search page: results for searchQuery, with their snippets' text.
+if (cfg.searchQuery) {
+  const context = await browser.newContext({ viewport: { width: widths[0], height: 900 } });
+  await context.route("**/*", (route) => (isLocal(route.request().url()) ? route.continue() : route.abort("blockedbyclient")));
+  const page = await context.newPage();
+  const search = { query: cfg.searchQuery, results: 0, snippets: [], errors: [] };
+  page.on("pageerror", (err) => search.errors.push(String(err)));
+  try {
+    await page.goto(`${cfg.base}search.html?q=${encodeURIComponent(cfg.searchQuery)}`, { waitUntil: "load", timeout: 60000 });
+    await waitFor(page, () => document.querySelectorAll("#search-results li p.context").length >= 3
+      && !document.querySelector("#search-progress")?.textContent.includes("Preparing"), 30000);
+    await page.waitForTimeout(1000);
+    Object.assign(search, await page.evaluate(() => ({
+      results: document.querySelectorAll("#search-results li").length,
+      snippets: [...document.querySelectorAll("#search-results li p.context")].map((p) => p.textContent),
+    })));
+  } catch (err) {
+    search.errors.push(`driver: ${err}`);
+  }
+  results.__search__ = search;
+  await context.close();
 }
 await browser.close();
 process.stdout.write(JSON.stringify(results));
