@@ -232,6 +232,7 @@ def test_search_snippets_are_clean(report):
     assert s["results"] >= 3 and len(s["snippets"]) >= 3, s
     for text in s["snippets"]:
         assert ".pdf" not in text and ".ipynb" not in text, f"page chrome in a snippet: {text!r}"
+        assert "Contents" not in text[:40], f"the print-only table of contents in a snippet: {text!r}"
         assert "\\(" not in text and "\\[" not in text, f"TeX delimiters in a snippet: {text!r}"
     assert any("superposition" in t.lower() for t in s["snippets"]), s["snippets"]
 

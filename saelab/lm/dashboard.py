@@ -28,7 +28,7 @@ from saelab.lm.harvesting import _special_ids, keep_mask
 from saelab.lm.steering import generate_steered, random_direction, steered_logits
 from saelab.widgets import fig_to_png, figure_grid, figure_slider
 
-__all__ = ["PANEL_CSS", "show_token", "context_html", "latent_panel", "feature_dashboard", "steering_panel",
+__all__ = ["show_token", "context_html", "latent_panel", "feature_dashboard", "steering_panel",
            "steering_widget"]
 
 _SHADE = "rgba(255, 120, 0, {:.2f})"  # orange, opacity = activation / max activation
