@@ -171,6 +171,7 @@ for (const width of widths) {
       widgets: null, layout: null, contrast: null, nav: null, slider: null, tap: null, colab: [], screenshot: null,
     };
     results[`${name}@${width}`] = r;
+    const started = Date.now();
     const context = await browser.newContext({ viewport: { width, height: narrow ? 844 : 900 }, hasTouch: narrow, colorScheme: "light" });
     await context.route("**/*", (route) => {
       const url = route.request().url();
@@ -300,6 +301,7 @@ for (const width of widths) {
       r.pageErrors.push(`driver: ${err && err.stack ? err.stack : err}`);
     }
     await context.close();
+    r.ms = Date.now() - started;
   }
 }
 // The search page: results for searchQuery, with their snippets' text.
