@@ -281,8 +281,10 @@ for (const width of widths) {
         }
       }
 
-      await page.evaluate(() => window.scrollTo(0, 0));
-      await page.waitForTimeout(150);
+      // The screenshots show the page, not a tooltip left on the last button tapped.
+      await page.evaluate(() => { document.activeElement?.blur?.(); window.scrollTo(0, 0); });
+      await page.mouse.move(1, 1);
+      await page.waitForTimeout(200);
       await page.screenshot({ path: shot("") });
       if ((cfg.fullWidths || []).includes(width)) {
         await page.screenshot({ path: shot("-full"), fullPage: true });
