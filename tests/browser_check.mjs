@@ -8,19 +8,20 @@
 //        "pagesAt": {"800": ["book/intro", ...]}, "searchQuery": "superposition"}'
 //
 // Every page (or, where pagesAt names a width, those pages) is loaded at every width in `widths`
-// (a fresh context each time, light colour scheme,
-// touch enabled below 1000 px). At each: console errors and uncaught exceptions; every request
-// that leaves loopback (aborted and recorded); local requests that fail; MathJax (every .math
-// element typeset, no mjx-merror, no raw "$$"); images loaded; widget views rendered; the page's
-// width (document scrollWidth against the viewport, and the elements that stick out); every
-// display equation's width against its box (see displayMaths below); every slider's readout
-// inside the viewport. Then the page is switched to the dark colour scheme (prefers-color-scheme
-// emulation, which the theme follows) and the text of widget HTML is measured for contrast.
-// On navPages the menu and page-contents buttons are tapped (below 960 px: their dialogs must
-// show links) or clicked (1366 px: the menu button hides and shows the sidebar). On sliderPage
-// (first width) the slider is moved with the keyboard; on dashboardPage (narrow widths) a token
-// is tapped and its activation must show. Screenshots: the first screen of every page at every
-// width, light and dark, and the full page at fullWidths (light), named PAGE-WIDTH[-dark].png.
+// (a fresh context each time, light colour scheme, touch enabled below 1000 px). At each: console
+// errors and uncaught exceptions; every request that leaves loopback (aborted and recorded);
+// local requests that fail; MathJax (every .math element typeset, no mjx-merror, no raw "$$");
+// images loaded; widget views rendered; the page's width (document scrollWidth against the
+// viewport, and the visible elements that stick out); every display equation's width against its
+// box (see measureLayout); every slider's readout. Then the page is switched to the dark colour
+// scheme (prefers-color-scheme emulation, which the theme follows) and the text of widget HTML is
+// measured for contrast (measureContrast). On navPages the menu and page-contents buttons are
+// tapped (below 960 px: their dialogs must show links) or clicked (from 960 px: the menu button
+// hides and shows the sidebar). On sliderPage (first width) the slider is moved with the
+// keyboard; on dashboardPage (below 1000 px) a token is tapped and its activation must show.
+// Screenshots: the first screen of every page at every width, light and dark
+// (PAGE-WIDTH[-dark].png), the full page at fullWidths (PAGE-WIDTH-full.png; in dark too for
+// pages with widgets below 1000 px) and the tapped dashboard (PAGE-WIDTH-dashboard-tap.png).
 // Last, the search page for searchQuery: its results and their snippets.
 import { chromium } from "playwright-core";
 import fs from "node:fs";
