@@ -23,7 +23,12 @@ import matplotlib.pyplot as plt
 __all__ = ["fig_to_png", "figure_slider", "figure_grid"]
 
 
-def fig_to_png(fig, dpi: int = 75) -> bytes:
+# Widget images: 100 dpi is sharp on a laptop and still small enough for the many panels a
+# slider holds; the browser scales each image down to the column on a phone (max-width 100%).
+WIDGET_DPI = 100
+
+
+def fig_to_png(fig, dpi: int = WIDGET_DPI) -> bytes:
     """Render a matplotlib figure to PNG bytes and close it. Introduced in Chapter 1."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
@@ -47,7 +52,9 @@ def _as_panel(item, dpi: int) -> widgets.Widget:
     if isinstance(item, widgets.Widget):  # a ready panel, e.g. widgets.HTML (Chapter 6 dashboards)
         return item
     png = item if isinstance(item, (bytes, bytearray)) else fig_to_png(item, dpi)
-    return widgets.Image(value=bytes(png), format="png")
+    # At most the column's width, keeping the aspect ratio (the book's CSS does the same).
+    return widgets.Image(value=bytes(png), format="png",
+                         layout=widgets.Layout(max_width="100%", height="auto"))
 
 
 def _slider(values: Sequence, description: str) -> widgets.SelectionSlider:
@@ -59,12 +66,14 @@ def _slider(values: Sequence, description: str) -> widgets.SelectionSlider:
     options = [(label, i) for i, label in enumerate(labels)]
     return widgets.SelectionSlider(
         options=options, value=0, description=description, continuous_update=True,
-        style={"description_width": "initial"}, layout=widgets.Layout(width="420px"),
+        # 420 px where there is room, the column's width on a phone (the readout stays visible)
+        style={"description_width": "initial"},
+        layout=widgets.Layout(width="420px", max_width="100%"),
     )
 
 
 def figure_slider(figures_or_pngs: Sequence, values: Sequence, description: str = "value",
-                  dpi: int = 75) -> widgets.VBox:
+                  dpi: int = WIDGET_DPI) -> widgets.VBox:
     """One slider that flips through precomputed figures, client-side.
 
     Parameters
@@ -93,7 +102,8 @@ def figure_slider(figures_or_pngs: Sequence, values: Sequence, description: str 
 
 
 def figure_grid(pngs: Sequence[Sequence], row_values: Sequence, col_values: Sequence,
-                row_label: str = "row", col_label: str = "column", dpi: int = 75) -> widgets.VBox:
+                row_label: str = "row", col_label: str = "column",
+                dpi: int = WIDGET_DPI) -> widgets.VBox:
     """Two sliders over a grid of precomputed figures, client-side.
 
     Parameters

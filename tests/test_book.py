@@ -87,6 +87,24 @@ def test_references_page_lists_every_bibliography_entry(html):
         assert title.lower() in text.lower(), f"{title!r} missing from the references page"
 
 
+def test_references_are_labelled_author_year_like_the_text(html):
+    text = (html / "book/references.html").read_text()
+    labels = re.findall(r'<span class="fn-bracket">\[</span>([^<]*)<span class="fn-bracket">\]', text)
+    assert len(labels) >= 20, labels[:5]
+    author_year = re.compile(r"^[^\W\d][\w\s'.-]*( and [\w\s'.-]+| et al\.)?, (19|20)\d\d[a-z]?$")
+    assert all(author_year.match(label) for label in labels), [l for l in labels if not author_year.match(l)]
+    assert "Elhage et al., 2022" in labels and "Welch, 1974" in labels and "Olshausen and Field, 1996" in labels
+    first = [re.split(r",| and | et al", label)[0].lower() for label in labels]
+    assert first == sorted(first), "entries are sorted by first author"
+
+
+def test_problems_page_links_citations_and_glossary_terms(html):
+    text = (html / "book/problems.html").read_text()
+    assert text.count("references.html#id") >= 6, "the problems page has too few citation links"
+    for term in ("SAE", "Residual-stream", "LASSO", "Welch-bound", "Coherence", "Shrinkage", "AuxK"):
+        assert f"glossary.html#term-{term}" in text, f"the problems page does not link {term}"
+
+
 def test_chapter_one_links_glossary_terms_and_cites_papers(html):
     text = (html / "notebooks/01_superposition.html").read_text()
     for term in ("Superposition", "Polysemanticity", "Interference", "Welch-bound"):

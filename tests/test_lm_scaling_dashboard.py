@@ -112,7 +112,8 @@ def test_fold_rejects_bad_scale(scale):
 # ----- dashboards ---------------------------------------------------------------------------------
 
 HOOK = "blocks.1.hook_resid_pre"
-SPAN = re.compile(r'<span style="([^"]*)" title="([^"]*)">(.*?)</span>')
+SPAN = re.compile(r'<span class="saelab-tok" tabindex="0" data-act="([^"]*)" style="([^"]*)" '
+                  r'title="([^"]*)">(.*?)</span>')
 
 
 def test_context_html_escapes_shades_and_underlines():
@@ -124,12 +125,13 @@ def test_context_html_escapes_shades_and_underlines():
     assert "\n" not in out and "a\u21b5b" in out  # newlines shown as the return sign
     assert "\u21e5&amp;" in out  # tabs as an arrow, & escaped
     spans = SPAN.findall(out)
-    assert [html.unescape(t) for _, _, t in spans] == ["<b>", "a\u21b5b", "peak", "\u21e5&", " x"]
-    assert [title for _, title, _ in spans] == ["0.00", "2.00", "4.00", "-1.00", "6.00"]
+    assert [html.unescape(t) for _, _, _, t in spans] == ["<b>", "a\u21b5b", "peak", "\u21e5&", " x"]
+    assert [title for _, _, title, _ in spans] == ["0.00", "2.00", "4.00", "-1.00", "6.00"]
+    assert [act for act, _, _, _ in spans] == ["0.00", "2.00", "4.00", "-1.00", "6.00"]  # for a tap
     opacity = [float(re.search(r"rgba\(255, 120, 0, ([0-9.]+)\)", st).group(1))
-               for st, _, _ in spans]
+               for _, st, _, _ in spans]
     assert opacity == [0.0, 0.5, 1.0, 0.0, 1.0]  # act / scale, clipped to [0, 1]
-    underlined = [t for st, _, t in spans if "underline" in st]
+    underlined = [t for _, st, _, t in spans if "underline" in st]
     assert underlined == ["peak"]  # the peak only
     assert "4.00 </span>" in out  # the peak activation leads the line
 
@@ -247,3 +249,22 @@ def test_steering_panel_is_the_steered_generation(model, sae):
     # the latent's own direction puts more mass on its promoted tokens than the control does:
     # measured 0.116 against 0.042 (0.044 unsteered); 2.1 to 11 times over latents 0..7
     assert rows["latent direction"][1] > 2 * rows["random control"][1]
+
+
+def test_panels_are_light_cards_that_wrap_and_show_values_on_tap(model, sae, tokens):
+    acts = lm.latent_activations(model, sae, tokens, HOOK, [0])[..., 0]  # [12, 16]
+    keep = lm.keep_mask(tokens, 0, 0)
+    panel = dashboard.latent_panel(model, sae, tokens, acts, keep, 0, n_contexts=2, n_logits=3)
+    steer = dashboard.steering_panel(model, "The for", HOOK, sae.W_dec[3].detach(), 30.0,
+                                     max_new_tokens=3)
+    for html_ in (panel, steer):  # own colours: readable in light and dark themes alike
+        assert html_.startswith(dashboard.PANEL_CSS + '<div class="saelab-dash">')
+    card = re.search(r"\.saelab-dash\{([^}]*)\}", dashboard.PANEL_CSS).group(1)
+    assert "background:#fff" in card and "color:#1a1a1a" in card
+    # narrow screens: the histogram row wraps, the image shrinks, context lines wrap (not cut)
+    assert "flex-wrap:wrap" in panel and 'style="max-width:100%;height:auto"' in panel
+    assert "overflow:hidden" not in panel and "white-space:pre;" not in panel
+    # touch screens: a tap focuses a token, and a focused token shows its data-act
+    n_tokens = panel.count('class="saelab-tok"')
+    assert n_tokens >= 2 and panel.count('class="saelab-tok" tabindex="0" data-act="') == n_tokens
+    assert re.search(r"\.saelab-tok:focus::after\{content:attr\(data-act\)", dashboard.PANEL_CSS)

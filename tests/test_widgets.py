@@ -77,3 +77,18 @@ def test_bad_input():
         figure_grid([[_png(0)]], [1], [1, 2])
     with pytest.raises(ValueError, match="must be distinct"):
         figure_slider([_png(0), _png(1)], [1, 1])
+
+
+def test_widgets_fit_a_phone_column_and_images_are_sharp():
+    import struct
+
+    box = figure_grid([[_png(0), _png(1)]], [0.1], ["a", "b"])
+    row_slider, col_slider, outer = box.children
+    for s in (row_slider, col_slider):  # 420 px where there is room, never wider than the column
+        assert s.layout.width == "420px" and s.layout.max_width == "100%"
+    image = outer.children[0].children[0]
+    assert image.layout.max_width == "100%" and image.layout.height == "auto"
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1], [0, 1])
+    width = struct.unpack(">I", fig_to_png(fig)[16:20])[0]  # the PNG header's width field
+    assert 360 <= width <= 420, width  # 4 in at the default 100 dpi (bbox "tight"): 372 px measured

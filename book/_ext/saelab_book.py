@@ -1,6 +1,6 @@
 """Sphinx extension for the saelab book (loaded through ``sphinx.local_extensions`` in _config.yml).
 
-It does two small things that configuration alone cannot:
+It does a few small things that configuration alone cannot:
 
 * **Worked solutions collapsed by default.** Code cells tagged ``exercise`` hold the solution of an
   exercise (between ``### BEGIN SOLUTION`` and ``### END SOLUTION``). In the HTML book their source
@@ -10,6 +10,9 @@ It does two small things that configuration alone cannot:
 * **Round brackets in citations.** ``bibtex_reference_style: author_year_round`` is
   sphinxcontrib-bibtex's author-year style with round brackets: {cite:t} gives
   "Elhage et al. (2022)", {cite:p} gives "(Elhage et al., 2022; Welch, 1974)".
+* **An author-year references page.** ``bibtex_default_style: saelab_author_year`` labels the
+  entries "[Elhage et al., 2022]" (as the text cites them) and sorts them by author and year,
+  instead of numbering them.
 * **A clean browser console.** The theme's colour mode defaults to "auto" (otherwise
   pydata-sphinx-theme logs "Got invalid theme mode" on every page), and scripts that were
   registered twice (sphinx-thebe adds its inline configuration twice under Jupyter Book, which
@@ -19,6 +22,12 @@ It does two small things that configuration alone cannot:
   right after MathJax, maps it onto MathJax 3 (without it every labelled widget throws).
 * **Widget fonts from the book.** On pages with widgets, require.js is configured (before it
   loads) so that the widget manager finds its Font Awesome files in ``_static/html-manager/``.
+* **Every screen.** ``static/saelab-sidebar-toggles.js`` makes the menu and page-contents buttons
+  work at every width (pydata-sphinx-theme 0.17 binds its handler to a hidden duplicate button,
+  pydata-sphinx-theme issue #2451); ``static/saelab-book.css`` lets wide display maths scroll
+  with a visible cue (``static/saelab-wide-maths.js`` marks wide inline maths likewise), fits
+  sliders and widget images to the column, and wraps long inline code;
+  ``static/saelab-search-snippets.js`` keeps page chrome and TeX delimiters out of search results.
 * **Offline assets present.** The pages load MathJax, require.js and the widgets HTML manager from
   ``_static/`` (``mathjax_path`` and ``nb_ipywidgets_js``). If those files were not installed, the
   build stops with a message saying how to install them, instead of producing pages that silently
@@ -33,6 +42,10 @@ from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.errors import ConfigError
 
+from pybtex.plugin import register_plugin as register_pybtex_plugin
+from pybtex.style.formatting.plain import Style as PlainStyle
+from pybtex.style.labels import BaseLabelStyle
+from pybtex.style.sorting.author_year_title import SortingStyle as AuthorYearTitleSorting
 from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinxcontrib.bibtex.plugin import register_plugin
 from sphinxcontrib.bibtex.style.referencing import BracketStyle
@@ -94,6 +107,45 @@ class AuthorYearRound(AuthorYearReferenceStyle):
 register_plugin("sphinxcontrib.bibtex.style.referencing", "author_year_round", AuthorYearRound)
 
 
+def author_year_label(entry) -> str:
+    """ "Welch, 1974", "Olshausen and Field, 1996", "Elhage et al., 2022": the text's citations."""
+    people = entry.persons.get("author") or entry.persons.get("editor") or []
+    last = ["".join(part.render_as("text") for part in p.rich_last_names) for p in people]
+    if len(last) == 0:
+        names = entry.fields.get("title", entry.key)
+    elif len(last) == 1:
+        names = last[0]
+    elif len(last) == 2:
+        names = f"{last[0]} and {last[1]}"
+    else:
+        names = f"{last[0]} et al."
+    return f"{names}, {entry.fields.get('year', 'n.d.')}"
+
+
+class AuthorYearLabels(BaseLabelStyle):
+    """Author-year labels; equal ones (same first author, et al., year) get "a", "b", ..."""
+
+    def format_labels(self, sorted_entries):
+        labels = [author_year_label(e) for e in sorted_entries]
+        seen: dict[str, int] = {}
+        for label in labels:
+            if labels.count(label) > 1:
+                seen[label] = seen.get(label, 0) + 1
+                yield label + "abcdefghijklmnopqrstuvwxyz"[seen[label] - 1]
+            else:
+                yield label
+
+
+class AuthorYearBibliography(PlainStyle):
+    """pybtex's plain style, labelled and sorted by author and year (the references page)."""
+
+    default_label_style = AuthorYearLabels
+    default_sorting_style = AuthorYearTitleSorting
+
+
+register_pybtex_plugin("pybtex.style.formatting", "saelab_author_year", AuthorYearBibliography)
+
+
 def default_colour_mode(app: Sphinx, config) -> None:
     config.html_context.setdefault("default_mode", "auto")
 
@@ -142,6 +194,11 @@ def setup(app: Sphinx) -> dict:
     app.connect("config-inited", add_static)
     # Deferred scripts run in document order: MathJax (priority 500), then this shim.
     app.add_js_file("saelab-widgets-mathjax.js", priority=510, defer="defer")
+    app.add_js_file("saelab-sidebar-toggles.js")
+    app.add_js_file("saelab-wide-maths.js", priority=520, defer="defer")
+    # Deferred: runs after the search page's searchtools.js (a plain script) has defined Search.
+    app.add_js_file("saelab-search-snippets.js", defer="defer")
+    app.add_css_file("saelab-book.css")
     app.connect("config-inited", check_offline_assets, priority=900)
     app.connect("config-inited", default_colour_mode)
     # Early: html-page-context is emitted with emit_firstresult, so a handler that returns a

@@ -40,15 +40,43 @@ def show_token(s: str) -> str:
 
 
 def context_html(ctx: Context, scale: float) -> str:
-    """One context as a line of tokens, each shaded by ``act / scale``; the peak is underlined."""
+    """One context as a line of tokens, each shaded by ``act / scale``; the peak is underlined.
+
+    Each token carries its activation (``data-act``, and ``title`` for a hover tooltip) and is
+    focusable, so that a tap on a touch screen shows the value too (see :data:`PANEL_CSS`). The
+    line wraps rather than being cut at the panel's edge.
+    """
     spans = []
     for j, (s, a) in enumerate(zip(ctx.strings, ctx.acts)):
         style = f"background:{_SHADE.format(min(max(a / scale, 0.0), 1.0))}"
         if j == ctx.peak:
             style += ";text-decoration:underline;font-weight:bold"
-        spans.append(f'<span style="{style}" title="{a:.2f}">{show_token(s)}</span>')
-    return (f'<div style="font-family:monospace;white-space:pre;overflow:hidden">'
-            f'<span style="color:#666">{ctx.activation:6.2f} </span>{"".join(spans)}</div>')
+        spans.append(f'<span class="saelab-tok" tabindex="0" data-act="{a:.2f}" style="{style}" '
+                     f'title="{a:.2f}">{show_token(s)}</span>')
+    return (f'<div style="font-family:monospace;white-space:pre-wrap;overflow-wrap:anywhere;'
+            f'line-height:1.8"><span style="color:#595959">{ctx.activation:6.2f} </span>'
+            f'{"".join(spans)}</div>')
+
+
+# The panels are HTML widgets, shown in Jupyter, on Colab and in the book, in light and dark
+# themes: each is a light card with its own text colours, and its tokens show their activation
+# on hover and on focus (a tap on a touch screen focuses a token).
+PANEL_CSS = (
+    "<style>"
+    ".saelab-dash{background:#fff;color:#1a1a1a;padding:6px 8px;border-radius:4px;"
+    "max-width:100%;box-sizing:border-box}"
+    ".saelab-dash code{color:inherit;background:#eee}"
+    ".saelab-dash .saelab-tok{position:relative;cursor:pointer}"
+    ".saelab-dash .saelab-tok:hover::after,.saelab-dash .saelab-tok:focus::after{"
+    "content:attr(data-act);position:absolute;left:0;top:100%;z-index:3;background:#1a1a1a;"
+    "color:#fff;font-size:11px;line-height:1.3;padding:0 3px;border-radius:2px;"
+    "white-space:nowrap;font-weight:normal}"
+    "</style>"
+)
+
+
+def _card(body: str) -> str:
+    return f'{PANEL_CSS}<div class="saelab-dash">{body}</div>'
 
 
 def _histogram_png(acts: torch.Tensor, latent: int) -> str:
@@ -56,7 +84,7 @@ def _histogram_png(acts: torch.Tensor, latent: int) -> str:
     fig, ax = plt.subplots(figsize=(3.6, 2.2))
     ax.stairs(hist.counts, hist.edges, fill=True, color="tab:orange")
     ax.set(xlabel="activation (non-zero)", ylabel="tokens", title=f"latent {latent}")
-    return base64.b64encode(fig_to_png(fig, dpi=70)).decode("ascii")
+    return base64.b64encode(fig_to_png(fig, dpi=100)).decode("ascii")
 
 
 def _token_list(strings, values) -> str:
@@ -70,15 +98,19 @@ def latent_panel(model, sae, tokens: torch.Tensor, acts: torch.Tensor, keep: tor
     scale = max((c.activation for c in contexts), default=1.0)
     effect = logit_effect(model, sae, latent, k=n_logits)
     body = "".join(context_html(c, scale) for c in contexts) or "<i>never fires on this text</i>"
-    return (
+    # The histogram and the two token lists sit side by side and wrap onto new rows on a narrow
+    # screen; the histogram shrinks to the panel's width.
+    return _card(
         f"<div><b>latent {latent}</b> &middot; fires on "
         f"{100 * latent_density(acts, keep):.3f}% of tokens</div>"
-        f'<div style="display:flex;gap:24px;align-items:flex-start">'
-        f'<img src="data:image/png;base64,{_histogram_png(acts, latent)}"/>'
+        f'<div style="display:flex;flex-wrap:wrap;gap:8px 24px;align-items:flex-start">'
+        f'<img style="max-width:100%;height:auto" '
+        f'src="data:image/png;base64,{_histogram_png(acts, latent)}"/>'
         f"<div><b>promoted</b><br>{_token_list(effect.promoted_strings, effect.promoted_values)}</div>"
         f"<div><b>suppressed</b><br>"
         f"{_token_list(effect.suppressed_strings, effect.suppressed_values)}</div></div>"
-        f"<div><b>top contexts</b> (peak underlined; hover a token for its activation)</div>{body}")
+        f"<div><b>top contexts</b> (peak underlined; tap or hover a token for its activation)"
+        f"</div>{body}")
 
 
 def feature_dashboard(model, sae, tokens: torch.Tensor, hook_name: str, latents: Sequence[int],
@@ -122,7 +154,7 @@ def steering_panel(model, prompt: str, hook_name: str, direction: torch.Tensor, 
                     f'<div style="font-family:monospace;white-space:pre-wrap">'
                     f'{html.escape(prompt)}<span style="background:#fde3c8">{show_token(new)}'
                     f"</span></div></div>")
-    return "".join(rows)
+    return _card("".join(rows))
 
 
 def steering_widget(model, sae, prompt: str, hook_name: str, latents: Sequence[int],
