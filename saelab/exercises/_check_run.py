@@ -15,14 +15,13 @@ hash-verified copy of saelab first on ``sys.path``. In this order it
 Results go to the grader as JSON lines prefixed with a random token it sent on stdin; anything
 else the student's code writes is ignored. The job (one JSON line on stdin) holds: token,
 package_root, hashes, setup, exercises [{name, check, needs}], start, exports {name: status},
-exports_dir, cell_seconds, memory_bytes, file_bytes.
+exports_dir, cell_seconds, cell_wall_seconds, memory_bytes, file_bytes.
 """
 from __future__ import annotations
 
 import io
 import json
 import os
-import signal
 import sys
 import types
 
@@ -81,7 +80,7 @@ def main() -> None:
         channel.write("\n" + token + json.dumps(message) + "\n")
         channel.flush()
 
-    from .isolation import apply_limits
+    from .isolation import apply_limits, on_timeout, start_timers
 
     apply_limits(job["memory_bytes"], job["file_bytes"])
     from IPython.core.interactiveshell import InteractiveShell
@@ -119,7 +118,7 @@ def main() -> None:
     def on_alarm(signum, frame):
         raise CheckTimeout()
 
-    signal.signal(signal.SIGALRM, on_alarm)
+    on_timeout(on_alarm)
     for index in range(job["start"], len(job["exercises"])):
         exercise = job["exercises"][index]
         send(start=index)
@@ -136,7 +135,7 @@ def main() -> None:
         sink = open(os.devnull, "w")
         sys.stdout = sys.stderr = sink  # what the check prints is not a score
         try:
-            signal.setitimer(signal.ITIMER_REAL, job["cell_seconds"])
+            start_timers(job["cell_seconds"], job["cell_wall_seconds"])
             for name in exercise["needs"]:
                 with open(os.path.join(job["exports_dir"], name + ".pkl"), "rb") as fh:
                     scope[name] = cloudpickle.loads(fh.read())
@@ -150,7 +149,7 @@ def main() -> None:
         except BaseException as exc:
             message = describe(exc)
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            start_timers(0, 0)
             sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
             sink.close()
         tampered = fingerprint() != expected

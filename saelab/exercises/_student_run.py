@@ -2,21 +2,21 @@
 
 Runs as a child of the grader (``python -I``, scratch working directory, memory and file-size
 limits, its own copy of saelab). It executes the submission's code cells in an IPython shell, as
-Jupyter would, each under a time limit (``SIGALRM``; a cell that outlives it is interrupted and
-the next cell runs). Then it serialises, with cloudpickle, each value the course's check cells
-read (``toy_forward`` for ``check.toy_forward(toy_forward)``): a function defined in a notebook
+Jupyter would, each under a time limit (CPU and wall clock, ``isolation.start_timers``; a cell
+that outlives it is interrupted and the next cell runs). Then it serialises, with cloudpickle,
+each value the course's check cells read (``toy_forward`` for ``check.toy_forward(toy_forward)``):
+a function defined in a notebook
 is pickled by value together with the helpers and constants it references, wherever in the
 notebook they were defined. Nothing here is trusted: process B (``_check_run``) only ever sees
 these bytes, in a fresh interpreter that imported the checker first.
 
 Job file (JSON, path in argv[1]): cells [[index, source]], exports [names], cell_seconds,
-memory_bytes, file_bytes, status (JSON-lines progress file), exports_dir.
+cell_wall_seconds, memory_bytes, file_bytes, status (JSON-lines progress file), exports_dir.
 """
 from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 
 
@@ -63,7 +63,7 @@ class _CappedStream:
 def main() -> None:
     with open(sys.argv[1]) as fh:
         job = json.load(fh)
-    from .isolation import apply_limits
+    from .isolation import apply_limits, on_timeout, start_timers
 
     refused = apply_limits(job["memory_bytes"], job["file_bytes"])
     status = open(job["status"], "a", buffering=1)
@@ -87,22 +87,18 @@ def main() -> None:
     def on_alarm(signum, frame):
         raise CellTimeout(f"the cell ran longer than {job['cell_seconds']:g} s and was stopped")
 
-    has_alarm = hasattr(signal, "setitimer")
-    if has_alarm:
-        signal.signal(signal.SIGALRM, on_alarm)
+    on_timeout(on_alarm)
     for index, source in job["cells"]:
         report(event="start", cell=index)
         error = None
         try:
-            if has_alarm:
-                signal.setitimer(signal.ITIMER_REAL, job["cell_seconds"])
+            start_timers(job["cell_seconds"], job["cell_wall_seconds"])
             result = shell.run_cell(source, store_history=False)
             error = result.error_before_exec or result.error_in_exec
         except BaseException as exc:  # a timeout or an exit outside the cell's own code
             error = exc
         finally:
-            if has_alarm:
-                signal.setitimer(signal.ITIMER_REAL, 0)
+            start_timers(0, 0)
         report(event="done", cell=index, error=_describe(error))
 
     import cloudpickle

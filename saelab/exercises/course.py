@@ -77,13 +77,15 @@ def _bound_names(sources) -> set[str]:
             tree = ast.parse(code)
         except SyntaxError:
             continue
-        for node in ast.walk(tree):
+        for node in tree.body:  # top level only: a method named like an exercise binds nothing
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 names.update((a.asname or a.name).split(".")[0] for a in node.names)
-            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 names.add(node.name)
-            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                names.add(node.id)
+            else:
+                targets = [n for n in ast.walk(node) if isinstance(n, ast.Name)
+                           and isinstance(n.ctx, ast.Store)]
+                names.update(n.id for n in targets)
     return names
 
 

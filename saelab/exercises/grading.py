@@ -143,6 +143,7 @@ def _run_student(nb, spec, limits, guard, work: Path, log: Log):
     needs = list(dict.fromkeys(n for e in spec.exercises for n in e.needs))
     job = {
         "cells": cells, "exports": needs, "cell_seconds": limits.cell_seconds,
+        "cell_wall_seconds": limits.cell_wall_seconds,
         "memory_bytes": limits.memory_bytes, "file_bytes": limits.file_bytes,
         "status": str(ctl / "status.jsonl"), "exports_dir": str(ctl / "exports"),
     }
@@ -189,6 +190,7 @@ def _run_checks(spec, exports, start, limits, guard, work: Path, log: Log, resul
         "setup": list(spec.setup), "start": start, "exports": exports,
         "exercises": [e.__dict__ | {"needs": list(e.needs)} for e in spec.exercises],
         "exports_dir": str(work / "ctl" / "exports"), "cell_seconds": limits.cell_seconds,
+        "cell_wall_seconds": limits.cell_wall_seconds,
         "memory_bytes": limits.memory_bytes, "file_bytes": limits.file_bytes,
     }
     cwd = guard.scratch("checks-")
@@ -213,7 +215,7 @@ def _run_checks(spec, exports, start, limits, guard, work: Path, log: Log, resul
             proc.stdin.write(json.dumps(job).encode() + b"\n")
             proc.stdin.close()
             while True:
-                wait = limits.cell_seconds + 15 if ready else max(limits.cell_seconds, 60) + 60
+                wait = limits.cell_wall_seconds + 15 if ready else limits.cell_wall_seconds + 60
                 try:
                     msg = messages.get(timeout=wait)
                 except queue.Empty:

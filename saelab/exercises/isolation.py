@@ -46,14 +46,33 @@ def truncate(text: str, limit: int = MESSAGE_CHARS) -> str:
 class Limits:
     """Resource limits for one submission (seconds, bytes)."""
 
-    cell_seconds: float = 120.0  # one cell of the student's notebook, or one check
-    notebook_seconds: float = 900.0  # running the whole student notebook
+    cell_seconds: float = 120.0  # CPU seconds for one cell of the student's notebook, or one check
+    notebook_seconds: float = 900.0  # wall seconds for running the whole student notebook
     memory_bytes: int = 4 * 2**30  # address space of each child process
     file_bytes: int = 64 * 2**20  # largest file a child may write (its output log included)
 
     def __post_init__(self):
         for name in ("cell_seconds", "notebook_seconds", "memory_bytes", "file_bytes"):
             check_positive(name, getattr(self, name))
+
+    @property
+    def cell_wall_seconds(self) -> float:
+        """Wall-clock limit of a cell or check: a slow machine gets slack, a sleeping cell does not."""
+        return max(3 * self.cell_seconds, self.cell_seconds + 60)
+
+
+def start_timers(cpu_seconds: float, wall_seconds: float) -> None:
+    """Arm SIGPROF after ``cpu_seconds`` of CPU time and SIGALRM after ``wall_seconds``; 0 disarms."""
+    if hasattr(signal, "setitimer"):  # POSIX; on Windows only the parent's limits apply
+        signal.setitimer(signal.ITIMER_PROF, cpu_seconds)
+        signal.setitimer(signal.ITIMER_REAL, wall_seconds)
+
+
+def on_timeout(handler) -> None:
+    """Call ``handler`` (a signal handler) when either timer of :func:`start_timers` fires."""
+    if hasattr(signal, "setitimer"):
+        signal.signal(signal.SIGPROF, handler)
+        signal.signal(signal.SIGALRM, handler)
 
 
 def apply_limits(memory_bytes: int, file_bytes: int) -> list[str]:
