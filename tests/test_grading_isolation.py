@@ -88,6 +88,21 @@ with open(_ch01.__file__, "a") as _f:
     _f.write("\\n\\ndef toy_forward(fn):\\n    passed('toy_forward')\\n")
 """
 
+PATCH_AT_CALL = """def feature_dimensionality(W):
+    import numpy
+    numpy.allclose = lambda *a, **k: True
+    return numpy.zeros(W.shape[1])
+"""
+
+PATCH_AT_LOAD = """class _Evil:
+    def __reduce__(self):
+        return (exec, ("import numpy; numpy.allclose = lambda *a, **k: True",))
+_evil = _Evil()
+def interference_estimate(F, p):
+    _evil
+    return np.zeros(F.shape[1])
+"""
+
 CRASHY = {  # exercise -> body of the student's function
     "toy_forward": "    raise ValueError('x' * 20_000_000)\n",
     "toy_loss": "    import os\n    os._exit(0)\n",
@@ -109,6 +124,7 @@ def _submissions():
     edited = _student()
     for cell in _checks(edited):
         cell.source = f"print('passed: {cell.source.split('.')[1].split('(')[0]}')"
+    _insert(edited, "toy_loss", "from saelab.toy import toy_forward as _reference\ntoy_forward = _reference")
     deleted = _solved(_student(), "toy_forward")
     keep = _checks(deleted)[0]
     deleted.cells = [c for c in deleted.cells if c not in _checks(deleted)[1:]]
@@ -123,6 +139,8 @@ def _submissions():
     _exercise(helper, "toy_forward").source = (
         "def toy_forward(W, b, x):\n    return _relu(x @ W.T @ W + b)\n")
     _exercise(helper, "toy_loss").source = "def toy_loss(x, x_hat, importance):\n    raise SystemExit(0)\n"
+    _exercise(helper, "feature_dimensionality").source = PATCH_AT_CALL
+    _exercise(helper, "interference_estimate").source = PATCH_AT_LOAD
     exit_early = _solved(_student())
     exit_early.cells.insert(5, nbformat.v4.new_code_cell("import os\nos._exit(0)"))
     return {
@@ -189,6 +207,11 @@ def test_cheats_score_zero(graded, cheat):
     assert _score(graded[0][cheat]) == (0, 4), graded[0][cheat]
 
 
+def test_the_reference_solution_in_place_of_the_students_function_scores_zero(graded):
+    reason = graded[0]["edited_checks"]["toy_forward"]["reason"]
+    assert "is the course's reference solution (saelab.toy.toy_forward)" in reason
+
+
 def test_deleted_and_duplicated_checks_change_nothing(graded):
     rows = graded[0]["deleted_duplicated"]
     assert _score(rows) == (1, 4)
@@ -217,6 +240,14 @@ def test_helper_in_another_cell_counts_and_sys_exit_fails_its_exercise(graded):
     rows = graded[0]["helper"]
     assert rows["toy_forward"]["points"] == "1", rows["toy_forward"]
     assert "SystemExit" in rows["toy_loss"]["reason"]
+
+
+def test_patching_numpy_from_a_function_is_detected(graded):
+    rows = graded[0]["helper"]
+    assert rows["feature_dimensionality"]["points"] == "0"
+    assert "changed the grader's modules during the check" in rows["feature_dimensionality"]["reason"]
+    assert rows["interference_estimate"]["points"] == "0"
+    assert "loading your functions changed the grader's modules" in rows["interference_estimate"]["reason"]
 
 
 def test_os_exit_costs_only_that_notebook(graded):

@@ -26,6 +26,9 @@ import sys
 import types
 
 _WATCHED = ("saelab", "numpy", "torch", "builtins", "math", "cloudpickle")
+# Rebound by the library itself: importing torch._dynamo (which transformer-lens does on first
+# use) wraps torch.manual_seed.
+_REBOUND = {("torch", "manual_seed")}
 
 
 class CheckTimeout(BaseException):
@@ -42,6 +45,8 @@ def fingerprint() -> dict:
             continue  # torch has ~1000 submodules; the ones checks use are enough
         for attr, value in list(vars(module).items()):
             key = (modname, attr)
+            if key in _REBOUND:
+                continue
             marks[key] = id(value)
             if isinstance(value, types.FunctionType):
                 marks[key + ("code",)] = (id(value.__code__), id(value.__defaults__),
@@ -52,6 +57,29 @@ def fingerprint() -> dict:
     if torch is not None:
         marks[("torch.Tensor",)] = tuple(sorted((k, id(v)) for k, v in vars(torch.Tensor).items()))
     return marks
+
+
+def changed(expected: dict) -> bool:
+    """True if an attribute fingerprinted in ``expected`` is now different or gone.
+
+    Attributes and modules that appear later are allowed: checks import lazily (``numpy.random``
+    on first use), and only what existed before the student's code was loaded is guarded.
+    """
+    now = fingerprint()
+    return any(now.get(key) != value for key, value in expected.items())
+
+
+def course_code(value) -> str | None:
+    """The qualified name of ``value`` if it is saelab's own code (a reference solution), else None.
+
+    Learner notebooks may replace an unfinished exercise with the reference solution so that later
+    cells run (``yours_or_reference``); the grader must not score that as the student's answer.
+    """
+    for obj in (value, getattr(value, "func", None), getattr(value, "__func__", None)):
+        module = getattr(obj, "__module__", None)
+        if isinstance(module, str) and module.split(".")[0] == "saelab":
+            return f"{module}.{getattr(obj, '__qualname__', type(obj).__name__)}"
+    return None
 
 
 def describe(exc: BaseException, limit: int = 400) -> str:
@@ -111,6 +139,9 @@ def main() -> None:
 
     import cloudpickle
 
+    import numpy.linalg
+    import numpy.random  # imported lazily by many checks: load them before the fingerprint
+
     namespace = dict(shell.user_ns)
     expected = fingerprint()
     send(ready=True)
@@ -131,7 +162,7 @@ def main() -> None:
             send(result=index, passed=False, message=reason)
             continue
         scope = dict(namespace)
-        passed, message = False, ""
+        passed, message, at_load = False, "", False
         sink = open(os.devnull, "w")
         sys.stdout = sys.stderr = sink  # what the check prints is not a score
         try:
@@ -139,8 +170,15 @@ def main() -> None:
             for name in exercise["needs"]:
                 with open(os.path.join(job["exports_dir"], name + ".pkl"), "rb") as fh:
                     scope[name] = cloudpickle.loads(fh.read())
-            if fingerprint() != expected:
-                message = "loading your functions changed the grader's modules; this exercise scores 0"
+            borrowed = [(n, course_code(scope[n])) for n in exercise["needs"]]
+            borrowed = [(n, where) for n, where in borrowed if where]
+            if changed(expected):
+                at_load = True
+            elif borrowed:
+                name, where = borrowed[0]
+                message = (f"`{name}` is the course's reference solution ({where}), not your "
+                           "function: a cell replaced yours (a fallback cell does this when yours "
+                           "does not pass the check yet); run its check cell in your notebook to see why")
             else:
                 exec(compile(exercise["check"], f"<check {exercise['name']}>", "exec"), scope)
                 passed = True
@@ -152,10 +190,12 @@ def main() -> None:
             start_timers(0, 0)
             sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
             sink.close()
-        tampered = fingerprint() != expected
+        tampered = changed(expected)
         if tampered:
             passed = False
-            message = message or "your code changed the grader's modules during the check; it scores 0"
+            message = ("loading your functions changed the grader's modules; this exercise scores 0"
+                       if at_load else
+                       "your code changed the grader's modules during the check; it scores 0")
         send(result=index, passed=passed, message=message)
         if tampered:
             os._exit(3)  # the grader starts a fresh process for the next exercise

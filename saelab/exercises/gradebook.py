@@ -28,6 +28,8 @@ from .course import CourseError, identify
 from .grading import ExerciseResult, GradeReport, GradingError, course_specs, grade_with, read_notebook
 from .isolation import Limits, PackageGuard, PackageTampered, truncate
 
+__all__ = ["grade_folder"]
+
 CSV_FIELDS = ["student", "chapter", "notebook", "exercise", "points", "total", "reason"]
 
 
@@ -104,8 +106,10 @@ def grade_folder(paths, csv_path: Path | None, log_path: Path, *, course=None, l
     ``csv_path=None`` writes no CSV. Returns the reports, in the order of the notebooks. Raises PackageTampered (after writing
     the CSV of what was graded) if a submission changed the installed course package.
     """
+    if not isinstance(paths, (list, tuple)) or not all(isinstance(p, (str, os.PathLike)) for p in paths):
+        raise TypeError(f"paths must be a list of notebook or folder paths, got {paths!r}")
     limits = limits or Limits()
-    workers = workers or default_workers()
+    workers = default_workers() if workers is None else workers
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
     specs = course_specs(course)

@@ -20,6 +20,7 @@ in ``book/exercises.md``. Introduced in Chapter 1's exercises; the gradebook is 
 from __future__ import annotations
 
 import json
+import os
 import queue
 import secrets
 import subprocess
@@ -29,12 +30,21 @@ from typing import Callable, NamedTuple
 
 import nbformat
 
+from .._checks import check_positive
 from .course import ChapterSpec, CourseError, digest, identify, load_manifest, specs_from_paths
 from .isolation import (
     Limits, PackageGuard, bootstrap_command, child_env, kill_group, spawn, tail, truncate,
 )
 
+__all__ = ["GradingError", "ExerciseResult", "GradeReport", "read_notebook", "grade_notebook"]
+
 Log = Callable[[str], None]
+
+
+def _check_path(name: str, value) -> Path:
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a notebook path (str or Path), got {type(value).__name__}")
+    return Path(value)
 
 
 class GradingError(RuntimeError):
@@ -87,7 +97,7 @@ class GradeReport(NamedTuple):
 
 def read_notebook(path: Path) -> nbformat.NotebookNode:
     """Read a notebook, turning every way it can be unreadable into a one-line GradingError."""
-    path = Path(path)
+    path = _check_path("path", path)
     if not path.is_file():
         raise GradingError(f"{path}: no such notebook file")
     try:
@@ -151,7 +161,7 @@ def _run_student(nb, spec, limits, guard, work: Path, log: Log):
     timed_out = False
     with open(ctl / "output.log", "wb") as out:
         proc = spawn(bootstrap_command(site, "saelab.exercises._student_run", str(ctl / "job.json")),
-                     cwd=cwd, env=child_env(work), stdout=out, stderr=subprocess.STDOUT)
+                     cwd=cwd, env=child_env(), stdout=out, stderr=subprocess.STDOUT)
         try:
             proc.wait(timeout=limits.notebook_seconds)
         except subprocess.TimeoutExpired:
@@ -197,7 +207,7 @@ def _run_checks(spec, exports, start, limits, guard, work: Path, log: Log, resul
     messages: queue.Queue = queue.Queue()
     with open(work / "ctl" / f"checks-{start}.log", "wb") as err:
         proc = spawn(bootstrap_command(guard.root, "saelab.exercises._check_run"), cwd=cwd,
-                     env=child_env(work), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
+                     env=child_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
 
         def reader():
             prefix = token.encode()
@@ -305,8 +315,8 @@ def grade_notebook(path: Path, timeout: float = 120, *, course=None, limits: Lim
     Raises GradingError if the file is not a notebook or its chapter is unknown, and
     PackageTampered if the installed saelab changed while grading.
     """
-    limits = limits or Limits(cell_seconds=timeout)
-    path = Path(path)
+    path = _check_path("path", path)
+    limits = limits or Limits(cell_seconds=check_positive("timeout", timeout))
     nb = read_notebook(path)
     specs = course_specs(course)
     try:

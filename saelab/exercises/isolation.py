@@ -31,6 +31,8 @@ from pathlib import Path
 
 from .._checks import check_positive
 
+__all__ = ["Limits", "PackageGuard"]
+
 MESSAGE_CHARS = 400  # longest reason kept in a report
 
 
@@ -99,8 +101,9 @@ def apply_limits(memory_bytes: int, file_bytes: int) -> list[str]:
     return refused
 
 
-def child_env(extra_path: Path) -> dict[str, str]:
-    """Environment of a grading child: one thread per library, no display, no user site."""
+def child_env() -> dict[str, str]:
+    """Environment of a grading child: one thread per library, no display (``python -I`` drops
+    the PYTHON* variables and the user's site-packages)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "JPY_"))}
     env.update(
         MPLBACKEND="Agg",
@@ -108,20 +111,22 @@ def child_env(extra_path: Path) -> dict[str, str]:
         OPENBLAS_NUM_THREADS="1",
         MKL_NUM_THREADS="1",
         HF_HUB_OFFLINE=env.get("HF_HUB_OFFLINE", "1"),
-        PYTHONPYCACHEPREFIX=str(extra_path / "pycache"),  # never read bytecode planted next to sources
-        PYTHONDONTWRITEBYTECODE="1",
         SAELAB_GRADING="1",
     )
     return env
 
 
 def bootstrap_command(package_parent: Path, module: str, *args: str) -> list[str]:
-    """``python -I`` that imports ``module`` from the saelab copy under ``package_parent`` first."""
+    """``python -I -B`` that imports ``module`` from the saelab copy under ``package_parent`` first.
+
+    ``-B``: no bytecode is written into the copies; bytecode planted in the read-only copy is an
+    extra file there, which :meth:`PackageGuard.verify` reports.
+    """
     code = (
         f"import sys; sys.path.insert(0, {str(package_parent)!r}); "
         f"import {module} as m; m.main()"
     )
-    return [sys.executable, "-I", "-c", code, *args]
+    return [sys.executable, "-I", "-B", "-c", code, *args]
 
 
 def spawn(cmd, *, cwd, env, stdin=None, stdout=None, stderr=None) -> subprocess.Popen:
@@ -161,11 +166,12 @@ def tail(path: Path, n_bytes: int = 4000) -> str:
     return ("[... earlier output cut]\n" if size > n_bytes else "") + text
 
 
-def hash_tree(root: Path) -> dict[str, str]:
-    """SHA-256 of every file under ``root`` (bytecode caches left out), keyed by relative path."""
+def hash_tree(root: Path, bytecode: bool = False) -> dict[str, str]:
+    """SHA-256 of every file under ``root``, keyed by relative path; bytecode caches only if asked."""
     hashes = {}
     for path in sorted(Path(root).rglob("*")):
-        if "__pycache__" in path.parts or path.suffix == ".pyc" or not path.is_file():
+        cached = "__pycache__" in path.parts or path.suffix == ".pyc"
+        if (cached and not bytecode) or not path.is_file():
             continue
         hashes[path.relative_to(root).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
     return hashes
@@ -199,6 +205,8 @@ class PackageGuard:
             import saelab
 
             installed = Path(saelab.__file__).resolve().parent
+        if not isinstance(installed, (str, os.PathLike)) or not Path(installed).is_dir():
+            raise ValueError(f"installed must be the folder of the saelab package, got {installed!r}")
         self.installed = Path(installed)
         self.hashes = hash_tree(self.installed)
         self._tmp = Path(tempfile.mkdtemp(prefix="saelab-grader-"))
@@ -219,9 +227,9 @@ class PackageGuard:
         return dest
 
     def verify(self) -> None:
-        for label, root in (("installed saelab package", self.installed),
-                            ("grader's read-only copy", self.root / "saelab")):
-            now = hash_tree(root)
+        for label, root, bytecode in (("installed saelab package", self.installed, False),
+                                      ("grader's read-only copy", self.root / "saelab", True)):
+            now = hash_tree(root, bytecode)
             changed = sorted(set(now) ^ set(self.hashes)
                              | {p for p in now if now[p] != self.hashes.get(p)})
             if changed:
