@@ -112,8 +112,11 @@ def main() -> None:
 
     apply_limits(job["memory_bytes"], job["file_bytes"])
     from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
 
-    shell = InteractiveShell.instance(colors="nocolor")
+    config = Config()
+    config.HistoryManager.enabled = False  # no shared history database between graders
+    shell = InteractiveShell.instance(config=config, colors="nocolor")
     shell.enable_gui = lambda gui=None: None  # `%matplotlib inline` works without a GUI loop
     for source in job["setup"]:
         result = shell.run_cell(source, store_history=False)

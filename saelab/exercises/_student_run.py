@@ -80,8 +80,11 @@ def main() -> None:
     sys.stderr = _CappedStream(sys.stderr, 200_000)
 
     from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
 
-    shell = InteractiveShell.instance(colors="nocolor")
+    config = Config()
+    config.HistoryManager.enabled = False  # no shared history database between graders
+    shell = InteractiveShell.instance(config=config, colors="nocolor")
     shell.enable_gui = lambda gui=None: None  # `%matplotlib inline` works without a GUI loop
 
     def on_alarm(signum, frame):

@@ -161,7 +161,7 @@ def _run_student(nb, spec, limits, guard, work: Path, log: Log):
     timed_out = False
     with open(ctl / "output.log", "wb") as out:
         proc = spawn(bootstrap_command(site, "saelab.exercises._student_run", str(ctl / "job.json")),
-                     cwd=cwd, env=child_env(), stdout=out, stderr=subprocess.STDOUT)
+                     cwd=cwd, env=child_env(work), stdout=out, stderr=subprocess.STDOUT)
         try:
             proc.wait(timeout=limits.notebook_seconds)
         except subprocess.TimeoutExpired:
@@ -207,7 +207,7 @@ def _run_checks(spec, exports, start, limits, guard, work: Path, log: Log, resul
     messages: queue.Queue = queue.Queue()
     with open(work / "ctl" / f"checks-{start}.log", "wb") as err:
         proc = spawn(bootstrap_command(guard.root, "saelab.exercises._check_run"), cwd=cwd,
-                     env=child_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
+                     env=child_env(cwd), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
 
         def reader():
             prefix = token.encode()

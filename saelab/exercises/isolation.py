@@ -101,9 +101,9 @@ def apply_limits(memory_bytes: int, file_bytes: int) -> list[str]:
     return refused
 
 
-def child_env() -> dict[str, str]:
-    """Environment of a grading child: one thread per library, no display (``python -I`` drops
-    the PYTHON* variables and the user's site-packages)."""
+def child_env(scratch: Path) -> dict[str, str]:
+    """Environment of a grading child: one thread per library, no display, IPython's profile in
+    ``scratch`` (not the teacher's startup files); ``python -I`` drops PYTHON* and the user site."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "JPY_"))}
     env.update(
         MPLBACKEND="Agg",
@@ -111,6 +111,7 @@ def child_env() -> dict[str, str]:
         OPENBLAS_NUM_THREADS="1",
         MKL_NUM_THREADS="1",
         HF_HUB_OFFLINE=env.get("HF_HUB_OFFLINE", "1"),
+        IPYTHONDIR=str(Path(scratch) / "ipython"),
         SAELAB_GRADING="1",
     )
     return env
