@@ -188,9 +188,8 @@ def test_one_csv_row_per_student_and_exercise(graded):
     by_student, _, csv_path = graded
     assert set(by_student) == set(_submissions())
     for student, rows in by_student.items():
-        expected = {""} if student == "broken" else set(NAMES)
-        assert set(rows) == expected, student
-    assert "not a valid notebook" in by_student["broken"][""]["reason"]
+        assert set(rows) == set(NAMES), student  # an unreadable file still counts its chapter
+    assert all("not a valid notebook" in r["reason"] for r in by_student["broken"].values())
     summary = csv_path.with_name("grades_summary.csv").read_text()
     assert "\nalice,4/4," in summary and "\nbob,0/4," in summary
 

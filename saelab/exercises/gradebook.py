@@ -150,6 +150,9 @@ def grade_folder(paths, csv_path: Path | None, log_path: Path, *, course=None, l
             lines.append(f"error: {exc}")
             problem = truncate(str(exc) if isinstance(exc, GradingError)
                                else f"the grader failed on this notebook ({type(exc).__name__}: {exc})")
+            if not chapter:  # unreadable or not graded: the file name may still say which chapter
+                named = [name for name in specs if name in path.stem]
+                chapter = named[0] if len(named) == 1 else ""
             results = ([ExerciseResult(e.name, False, problem) for e in specs[chapter].exercises]
                        if chapter else [])
             return GradeReport(path.name, results, chapter, student, problem)
