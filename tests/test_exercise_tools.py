@@ -93,15 +93,20 @@ def test_malformed_markers_are_reported_with_the_cell(source, problem):
         make_student_notebook(nb)
 
 
+def _course(tmp_path):
+    """The tiny chapter as the course: the grader takes its setup and check cells from here."""
+    return _write(_solution_nb(), tmp_path / "chapter.ipynb")
+
+
 def test_solution_scores_full_marks(tmp_path):
-    report = grade_notebook(_write(_solution_nb(), tmp_path / "solution.ipynb"))
+    report = grade_notebook(_write(_solution_nb(), tmp_path / "solution.ipynb"), course=_course(tmp_path))
     assert [(r.name, r.passed) for r in report.results] == [("double", True)]
     assert report.format().endswith("Score: 1/1")
 
 
 def test_fresh_student_notebook_scores_zero(tmp_path):
     student = make_student_notebook(_solution_nb())
-    report = grade_notebook(_write(student, tmp_path / "student.ipynb"))
+    report = grade_notebook(_write(student, tmp_path / "student.ipynb"), course=_course(tmp_path))
     assert report.score == 0 and report.total == 1
     assert "not attempted" in report.results[0].message
 
@@ -119,7 +124,7 @@ def test_fresh_student_notebook_scores_zero(tmp_path):
 def test_wrong_answers_fail_with_their_hint(tmp_path, body, hint):
     nb = _solution_nb()
     nb.cells[3].source = 'def double(x):\n' + body
-    report = grade_notebook(_write(nb, tmp_path / "wrong.ipynb"))
+    report = grade_notebook(_write(nb, tmp_path / "wrong.ipynb"), course=_course(tmp_path))
     assert report.score == 0
     assert hint in report.results[0].message
 
@@ -140,15 +145,16 @@ def test_command_line_round_trip(tmp_path):
                           capture_output=True, text=True)
     assert made.returncode == 0, made.stderr
     graded = subprocess.run(
-        run + ["grade", str(tmp_path / "student" / "chapter.ipynb"), "--json", str(tmp_path / "r.json")],
-        capture_output=True, text=True,
+        run + ["grade", str(tmp_path / "student" / "chapter.ipynb"), "--course", str(tmp_path / "chapter.ipynb"),
+               "--json", str(tmp_path / "r.json"), "--log", str(tmp_path / "grading.log")],
+        capture_output=True, text=True, cwd=tmp_path,
     )
     assert graded.returncode == 0, graded.stderr
     assert "double  FAILED  not attempted" in graded.stdout and "Score: 0/1" in graded.stdout
-    assert json.loads((tmp_path / "r.json").read_text())["score"] == 0
+    assert [n["score"] for n in json.loads((tmp_path / "r.json").read_text())["notebooks"]] == [0]
 
     broken = tmp_path / "broken.ipynb"
     broken.write_text("not json")
-    bad = subprocess.run(run + ["grade", str(broken)], capture_output=True, text=True)
+    bad = subprocess.run(run + ["grade", str(broken)], capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode == 2
     assert len(bad.stderr.strip().splitlines()) == 1 and "not a valid notebook" in bad.stderr

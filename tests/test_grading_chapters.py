@@ -3,7 +3,7 @@
 For every chapter with exercises: the solution notebook scores full marks; a freshly generated
 student notebook scores zero without crashing; and realistic wrong answers, pasted into the
 exercise cells as a student would write them, fail with the hint meant for that mistake while
-the other exercises still pass. Each graded notebook runs only its setup, exercise and check
+the other exercises still pass. The grader skips each chapter's unchanged training and plotting
 cells, so one grading takes a few seconds.
 
 To keep the number of kernels small, the i-th wrong answer of every exercise goes into the same

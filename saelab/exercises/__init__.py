@@ -8,4 +8,8 @@ Command line (see ``python -m saelab.exercises --help``)::
 
     python -m saelab.exercises make-student notebooks/ -o student/
     python -m saelab.exercises grade student/01_superposition.ipynb
+    python -m saelab.exercises grade SUBMISSIONS/ --csv grades.csv
+
+Grading (``grading.py``, ``gradebook.py``) runs each submission in its own processes
+(``isolation.py``) and takes the checks from the course (``course.py``), never from the submission.
 """
