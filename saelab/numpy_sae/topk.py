@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from saelab._checks import check_array, check_int_in_range
 from saelab.numpy_sae.base import BaseSAE
 from saelab.sae_config import TopKConfig
 
@@ -38,7 +39,13 @@ def topk_relu(pre_acts: np.ndarray, k: int) -> np.ndarray:
     Returns
     -------
     ndarray of shape (batch, n)
+
+    ``-inf`` entries are allowed (they mark latents that must not be chosen); NaN is not.
     """
+    pre_acts = check_array("pre_acts", pre_acts, 2, finite=False)
+    if np.isnan(pre_acts).any():
+        raise ValueError(f"pre_acts contains NaN (shape {pre_acts.shape})")
+    k = check_int_in_range("k", k, 1, pre_acts.shape[1])
     indices = np.argpartition(pre_acts, -k, axis=-1)[:, -k:]  # (batch, k)
     values = np.take_along_axis(pre_acts, indices, axis=-1)  # (batch, k)
     f = np.zeros_like(pre_acts)  # (batch, n)

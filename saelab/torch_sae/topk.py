@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from saelab._checks import check_int_in_range, check_tensor
 from saelab.sae_config import TopKConfig
 from saelab.torch_sae.base import BaseSAE
 
@@ -24,6 +25,8 @@ def topk_relu(pre_acts: torch.Tensor, k: int) -> torch.Tensor:
 
     Gradient flows only through the kept, positive entries. Chapter 4.
     """
+    check_tensor("pre_acts", pre_acts, 2, finite=False)  # -inf marks excluded entries
+    k = check_int_in_range("k", k, 1, pre_acts.shape[1])
     values, indices = pre_acts.topk(k, dim=-1)  # [batch, k]
     return torch.zeros_like(pre_acts).scatter(-1, indices, torch.relu(values))  # [batch, n]
 
