@@ -210,3 +210,35 @@ def check_token_ids(name: str, tokens, d_vocab: int | None = None):
         if lo < 0 or hi >= d_vocab:
             raise ValueError(f"{name} ids must lie in 0..{d_vocab - 1}, got values in {lo}..{hi}")
     return tokens
+
+
+def check_numeric(name: str, value, ndims=None, *, finite: bool = True, nonempty: bool = True):
+    """Check an ndarray or a torch tensor (whichever was passed) and return it unconverted.
+
+    ``ndims``: allowed numbers of dimensions (an int or a tuple), ``None`` for any. Integer
+    NumPy input is converted to float64 (it is data, not weights); torch tensors must be float.
+    """
+    if hasattr(value, "detach"):
+        t = check_tensor(name, value, finite=finite, nonempty=nonempty)
+        ndim = t.ndim
+    else:
+        check_not_none(name, value, "an array")
+        value = np.asarray(value) if not isinstance(value, np.ndarray) else value
+        if value.dtype.kind in "iub":
+            value = value.astype(np.float64)
+        value = check_array(name, value, finite=finite, nonempty=nonempty)
+        ndim = value.ndim
+    if ndims is not None:
+        allowed = (ndims,) if isinstance(ndims, int) else tuple(ndims)
+        if ndim not in allowed:
+            want = " or ".join(str(n) for n in allowed)
+            raise ValueError(f"{name} must be {want}-dimensional, got shape "
+                             f"{tuple(value.shape)}")
+    return value
+
+
+def check_nonnegative_entries(name: str, value) -> None:
+    """Raise if any entry of ``value`` (ndarray or tensor) is negative."""
+    if bool((value < 0).any()):
+        raise ValueError(f"{name} must have non-negative entries, got minimum "
+                         f"{float(value.min()):g}")

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from saelab._checks import check_int_in_range, check_positive, check_probability
+from saelab._checks import check_int_in_range, check_numeric, check_positive, check_probability
 from saelab.features import MAGNITUDES, make_generator, sample_sparse_codes
 
 __all__ = [
@@ -56,6 +56,7 @@ def feature_dimensionality(W):
     -------
     array of shape (n_features,) or (n_instances, n_features)
     """
+    W = check_numeric("W", W, (2, 3))
     norm2 = (W ** 2).sum(-2)  # [..., m]: ||W_i||^2
     gram = W.swapaxes(-1, -2) @ W  # [..., m, m]: W_i . W_j
     overlap = (gram ** 2).sum(-1)  # [..., m]: sum_j (W_i . W_j)^2 = ||W_i||^2 sum_j (W_i_hat . W_j)^2
