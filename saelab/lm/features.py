@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from saelab._checks import check_int_in_range
-from saelab.lm.harvesting import _special_ids, keep_mask, run_to_hook
-from saelab.lm.models import check_hook_name
+from saelab.lm.harvesting import _special_ids, keep_mask
+from saelab.lm.hooks import check_hook_name, run_to_hook
 from saelab.lm.splice import check_sae_width
 
 __all__ = ["Context", "Histogram", "LogitEffect", "latent_activations", "top_contexts",

@@ -21,37 +21,10 @@ from tqdm.auto import tqdm
 
 from saelab._checks import check_int_in_range
 from saelab.lm.disk_cache import read_shards, write_shards
-from saelab.lm.models import check_hook_name
+from saelab.lm.hooks import check_hook_name, run_to_hook
 
 __all__ = ["run_to_hook", "token_windows", "keep_mask", "iter_activations", "harvest",
            "read_text_files"]
-
-
-class _StopForward(Exception):
-    """Raised by the capture hook to end the forward pass at the hook's layer."""
-
-
-@torch.no_grad()
-def run_to_hook(model, tokens: torch.Tensor, hook_name: str) -> torch.Tensor:
-    """Activations at ``hook_name`` for ``tokens`` [b, pos]; the layers after it never run.
-
-    Returns [b, pos, d]: trailing dims of per-head hooks (``hook_z`` [b, pos, head, d_head]) are
-    flattened into one.
-    """
-    store = {}
-
-    def grab(act, hook):
-        store["act"] = act.detach()
-        raise _StopForward
-
-    try:
-        model.run_with_hooks(tokens, fwd_hooks=[(hook_name, grab)])
-    except _StopForward:
-        pass
-    if "act" not in store:
-        raise ValueError(f"hook_name {hook_name!r} did not fire in the forward pass")
-    act = store["act"]
-    return act.reshape(*act.shape[:2], -1)  # [b, pos, d]
 
 
 def read_text_files(paths) -> Iterator[str]:

@@ -20,7 +20,7 @@ import torch
 from saelab import metrics
 from saelab._checks import check_int_in_range
 from saelab.lm.harvesting import _special_ids, keep_mask
-from saelab.lm.models import check_hook_name, hook_width
+from saelab.lm.hooks import check_hook_name, hook_width
 
 __all__ = ["CELosses", "reconstruct", "splice_hook", "ce_losses", "ce_loss_recovered",
            "delta_ce_loss", "check_sae_width"]

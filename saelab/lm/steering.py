@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from saelab._checks import check_int_in_range
-from saelab.lm.models import check_hook_name
+from saelab.lm.hooks import check_hook_name
 
 __all__ = ["steering_hook", "random_direction", "steered_logits", "generate_steered"]
 

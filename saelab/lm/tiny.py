@@ -34,12 +34,11 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from saelab._checks import check_int_in_range, check_positive
+from saelab.lm.models import SHIPPED_DIR, gpt2_like_config, save_model
 
 __all__ = ["SHIPPED_DIR", "TinyConfig", "shipped_texts", "encode_documents", "pack_windows",
            "ngram_baselines", "heldout_loss", "train_tiny"]
 
-SHIPPED_DIR = Path(__file__).parent / "shipped" / "saelab-tiny"
-"""Folder of the shipped model inside the installed package."""
 
 DOC_SEPARATOR = "\n\n<|endoftext|>\n\n"  # between documents in the shipped text files
 
@@ -168,7 +167,6 @@ def train_tiny(out_dir, cfg: TinyConfig | None = None, docs: list[str] | None = 
     from transformer_lens import HookedTransformer
 
     from saelab.lm.corpus import python_docs_corpus, split_documents
-    from saelab.lm.models import gpt2_like_config, save_model
     from saelab.lm.tokenizer import train_tokenizer
 
     cfg = cfg or TinyConfig()
