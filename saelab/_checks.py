@@ -242,3 +242,26 @@ def check_nonnegative_entries(name: str, value) -> None:
     if bool((value < 0).any()):
         raise ValueError(f"{name} must have non-negative entries, got minimum "
                          f"{float(value.min()):g}")
+
+
+def check_instance(name: str, value, types, expected: str):
+    """Return ``value`` if it is an instance of ``types``; else ``TypeError`` saying ``expected``."""
+    if not isinstance(value, types):
+        got = "None" if value is None else type(value).__name__
+        raise TypeError(f"{name} must be {expected}, got {got}")
+    return value
+
+
+def check_sae(name: str, sae):
+    """Return ``sae`` if it is a saelab torch SAE (an ``nn.Module`` with a family config)."""
+    import torch
+
+    if not isinstance(sae, torch.nn.Module) or not hasattr(getattr(sae, "cfg", None), "family"):
+        got = "None" if sae is None else type(sae).__name__
+        raise TypeError(f"{name} must be a saelab torch SAE (saelab.torch_sae), got {got}")
+    return sae
+
+
+def check_real(name: str, value) -> float:
+    """Return ``value`` as a float if it is a finite real number (any sign)."""
+    return _as_float(name, value)

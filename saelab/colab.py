@@ -17,6 +17,7 @@ Introduced in Chapter 1 (its first cell); every chapter starts with the same cel
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 from pathlib import Path
 
@@ -32,6 +33,9 @@ def colab_setup(environ, modules, run):
     environ: a mapping like ``os.environ``; modules: a mapping like ``sys.modules``;
     run: called with the pip command (a list of str), like ``subprocess.check_call``.
     """
+    if not callable(run):
+        raise TypeError(f"run must be callable (like subprocess.check_call), got "
+                        f"{type(run).__name__}")
     on_colab = ("google.colab" in modules or "COLAB_RELEASE_TAG" in environ
                 or "COLAB_GPU" in environ)
     if on_colab:
@@ -82,6 +86,8 @@ def apply(path) -> str:
     """
     import nbformat
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a notebook path, got {type(path).__name__}")
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     before = nbformat.writes(nb)

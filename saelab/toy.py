@@ -7,7 +7,7 @@
     L  = E_x  sum_i I_i (x_i - x'_i)^2
 
 with importance ``I_i`` decaying geometrically (``I_i = decay ** i``). Each feature is zero with
-probability S (the sparsity) and otherwise uniform in [0, 1] (:mod:`saelab.features`).
+probability S (the sparsity) and otherwise uniform in [0, 1] (:mod:`saelab.feature_sampling`).
 :func:`toy_forward` and :func:`toy_loss` are the single-instance references (NumPy or torch);
 :func:`plot_features_2d` and :func:`plot_gram` draw a trained model.
 
@@ -28,10 +28,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from saelab._checks import (check_int_in_range, check_not_none, check_nonnegative_entries, check_numeric,
-                            check_positive, check_probability)
+from saelab._checks import (check_instance, check_int_in_range, check_nonnegative_entries,
+                            check_not_none, check_numeric, check_positive, check_probability)
+from saelab.feature_sampling import _draw_toy_features, make_generator, probability_tensor
 from saelab.toy_plots import plot_features_2d, plot_gram
-from saelab.features import _draw_toy_features, make_generator, probability_tensor
 
 __all__ = [
     "ToyConfig",
@@ -173,6 +173,7 @@ class ToyModel(nn.Module):
     """
 
     def __init__(self, config: ToyConfig, seed: int | None = None, device=None):
+        check_instance("config", config, ToyConfig, "a ToyConfig")
         super().__init__()
         self.config = config
         g = make_generator(seed)  # CPU generator: the same seed gives the same init everywhere

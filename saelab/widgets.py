@@ -1,4 +1,5 @@
 """Sliders over precomputed figures that keep working without a kernel.
+from saelab._checks import check_int_in_range
 
 Every figure is rendered once, in Python, to a small PNG and wrapped in an ``ipywidgets.Image``.
 The images sit in ``ipywidgets.Stack`` containers (only the selected child is shown), and each
@@ -25,6 +26,9 @@ __all__ = ["fig_to_png", "figure_slider", "figure_grid"]
 
 def fig_to_png(fig, dpi: int = 75) -> bytes:
     """Render a matplotlib figure to PNG bytes and close it. Introduced in Chapter 1."""
+    if not hasattr(fig, "savefig"):
+        raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
+    check_int_in_range("dpi", dpi, 1)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
@@ -114,8 +118,8 @@ def figure_grid(pngs: Sequence[Sequence], row_values: Sequence, col_values: Sequ
         Introduced in Chapter 1.
     """
     if len(pngs) != len(row_values):
-        raise ValueError(f"need one row of figures per row value: got {len(pngs)} rows "
-                         f"and {len(row_values)} row values")
+        raise ValueError(f"row_values must have one value per row of figures: got "
+                         f"{len(pngs)} rows and {len(row_values)} row values")
     for i, row in enumerate(pngs):
         if len(row) != len(col_values):
             raise ValueError(f"row {i} must hold {len(col_values)} figures, got {len(row)}")

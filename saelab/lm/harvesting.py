@@ -20,7 +20,7 @@ from typing import Iterator
 import torch
 from tqdm.auto import tqdm
 
-from saelab._checks import check_int_in_range, check_not_none
+from saelab._checks import check_instance, check_int_in_range, check_not_none, check_token_ids
 from saelab.lm.disk_cache import read_shards, write_shards
 from saelab.lm.hooks import _check_model, check_hook_name, hook_width, run_to_hook
 
@@ -30,6 +30,7 @@ __all__ = ["run_to_hook", "token_windows", "keep_mask", "iter_activations", "har
 
 def read_text_files(paths) -> Iterator[str]:
     """Yield the text of each file in ``paths`` (a path, a folder of ``*.txt`` or a list)."""
+    check_instance("paths", paths, (str, Path, list, tuple), "a path, a folder or a list of paths")
     if isinstance(paths, (str, Path)):
         p = Path(paths)
         paths = sorted(p.glob("*.txt")) if p.is_dir() else [p]
@@ -135,6 +136,9 @@ def keep_mask(tokens: torch.Tensor, bos_token_id: int | None, pad_token_id: int 
 
     With GPT-2, BOS, EOS and padding are the same token, so every ``<|endoftext|>`` is dropped.
     """
+    check_token_ids("tokens", tokens)
+    if tokens.ndim != 2:
+        raise ValueError(f"tokens must be 2-dimensional [b, pos], got shape {tuple(tokens.shape)}")
     keep = torch.ones_like(tokens, dtype=torch.bool)  # [b, pos]
     if drop_first:
         keep[:, 0] = False

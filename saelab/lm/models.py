@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from saelab._checks import check_instance, check_positive
 from saelab.lm.hooks import check_hook_name, default_hook_name, hook_width  # noqa: F401 (moved)
 
 __all__ = ["SHIPPED_MODEL", "SHIPPED_DIR", "ModelUnavailableError", "gpt2_like_config",
@@ -50,6 +51,7 @@ def _fallback_hint() -> str:
 
 def hub_reachable(timeout: float = CONNECT_TIMEOUT_S) -> bool:
     """True if a TCP connection to the Hugging Face hub (``HF_ENDPOINT``) opens within ``timeout``."""
+    check_positive("timeout", timeout)
     url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
@@ -95,6 +97,10 @@ def save_model(model, path) -> Path:
     """
     from safetensors.torch import save_file
 
+    if not hasattr(model, "cfg") or not hasattr(model, "state_dict"):
+        raise TypeError(f"model must be a TransformerLens HookedTransformer, got "
+                        f"{type(model).__name__}")
+    check_instance("path", path, (str, os.PathLike), "a folder path")
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     cfg = {}

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import torch
 
 from saelab import metrics
-from saelab._checks import check_int_in_range
+from saelab._checks import check_instance, check_int_in_range, check_sae, check_tensor
 from saelab.lm.harvesting import _special_ids, keep_mask
 from saelab.lm.hooks import check_hook_name, hook_width
 
@@ -36,6 +36,7 @@ class CELosses(NamedTuple):
 
 def check_sae_width(model, sae, hook_name: str) -> None:
     """Raise ValueError if the SAE's ``d_in`` differs from the width of ``hook_name``."""
+    check_sae("sae", sae)
     d_in = getattr(getattr(sae, "cfg", None), "d_in", None)
     width = hook_width(model, hook_name)
     if d_in is not None and d_in != width:
@@ -45,6 +46,8 @@ def check_sae_width(model, sae, hook_name: str) -> None:
 
 def reconstruct(sae, x: torch.Tensor) -> torch.Tensor:
     """The SAE's reconstruction of rows x [n, d] in x's dtype: ``sae(x).x_hat`` (or ``sae(x)``)."""
+    check_sae("sae", sae)
+    check_tensor("x", x, 2, finite=False)
     dtype = getattr(getattr(sae, "W_enc", None), "dtype", x.dtype)
     out = sae(x.to(dtype))
     x_hat = out.x_hat if hasattr(out, "x_hat") else out  # [n, d]
@@ -54,6 +57,9 @@ def reconstruct(sae, x: torch.Tensor) -> torch.Tensor:
 def splice_hook(sae, keep: torch.Tensor | None = None):
     """A TransformerLens hook replacing the activation by its reconstruction where ``keep``."""
 
+    check_sae("sae", sae)
+    if keep is not None:
+        check_instance("keep", keep, torch.Tensor, "a bool tensor [b, pos] or None")
     def hook(act, hook):
         flat = act.reshape(*act.shape[:2], -1)  # [b, pos, d]
         x_hat = reconstruct(sae, flat.reshape(-1, flat.shape[-1])).reshape(flat.shape)
@@ -127,9 +133,11 @@ def ce_losses(model, sae, tokens: torch.Tensor, hook_name: str = "blocks.6.hook_
 
 def ce_loss_recovered(losses: CELosses) -> float:
     """``(CE_zero - CE_sae) / (CE_zero - CE_clean)`` of a ``CELosses`` (saelab.metrics)."""
+    check_instance("losses", losses, CELosses, "a CELosses (from ce_losses)")
     return metrics.ce_loss_recovered(losses.clean, losses.spliced, losses.zero_ablated)
 
 
 def delta_ce_loss(losses: CELosses) -> float:
     """``CE_sae - CE_clean`` of a ``CELosses``, nats per token (saelab.metrics)."""
+    check_instance("losses", losses, CELosses, "a CELosses (from ce_losses)")
     return metrics.delta_ce_loss(losses.clean, losses.spliced)

@@ -40,7 +40,19 @@ def recon_loss(x: np.ndarray, x_hat: np.ndarray) -> float:
     ----------
     x, x_hat : ndarray of shape (batch, d_in)
     """
+    _check_pair(x, x_hat)
     return float(((x - x_hat) ** 2).sum(axis=-1).mean())
+
+
+def _check_pair(x, x_hat, names=("x", "x_hat")) -> None:
+    """Both arrays (or tensors), of the same shape: a cheap check on shapes only."""
+    a, b = names
+    for name, v in ((a, x), (b, x_hat)):
+        if not hasattr(v, "shape"):
+            raise TypeError(f"{name} must be an array, got {type(v).__name__}")
+    if tuple(x.shape) != tuple(x_hat.shape):
+        raise ValueError(f"{b} must have the shape of {a} {tuple(x.shape)}, got "
+                         f"{tuple(x_hat.shape)}")
 
 
 class BaseSAE:
@@ -69,6 +81,9 @@ class BaseSAE:
 
     def __init__(self, cfg, rng=None, dtype=np.float32) -> None:
         dtype = check_float_dtype("dtype", dtype)
+        if getattr(cfg, "family", None) is None or not hasattr(cfg, "d_sae"):
+            raise TypeError(f"cfg must be an SAE config (L1Config, TopKConfig, ...), got "
+                            f"{type(cfg).__name__}")
         self.cfg = cfg
         try:
             rng = np.random.default_rng(rng)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from saelab._checks import check_array, check_int_in_range
-from saelab.numpy_sae.base import BaseSAE
+from saelab.numpy_sae.base import BaseSAE, _check_pair
 from saelab.sae_config import TopKConfig
 
 
@@ -62,6 +62,7 @@ def auxk_loss(e: np.ndarray, e_hat: np.ndarray) -> float:
         Residual ``x - x_hat`` (a constant) and its reconstruction from dead latents.
         The denominator is clamped away from zero so identical residuals give a finite loss.
     """
+    _check_pair(e, e_hat, ("e", "e_hat"))
     num = ((e - e_hat) ** 2).sum(axis=-1).mean()
     den = ((e - e.mean(axis=0)) ** 2).sum(axis=-1).mean()
     return float(num / max(den, np.finfo(e.dtype).tiny))

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from saelab._checks import check_float_dtype, check_shape, check_tensor
+from saelab.numpy_sae.base import _check_pair
 from saelab.sae_output import SAEOutput
 
 WEIGHTED_INIT_NORM = 0.1  # decoder row norm at init for the "weighted" L1 SAE (Anthropic, April 2024)
@@ -26,6 +27,7 @@ WEIGHTED_INIT_NORM = 0.1  # decoder row norm at init for the "weighted" L1 SAE (
 
 def recon_loss(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     """Reconstruction loss ``mean_b ||x_b - x_hat_b||^2`` (sum over d_in). Chapter 2."""
+    _check_pair(x, x_hat)
     return (x - x_hat).pow(2).sum(dim=-1).mean()  # []
 
 
@@ -38,6 +40,9 @@ class BaseSAE(nn.Module):
     def __init__(self, cfg, device=None, dtype=None) -> None:
         check_float_dtype("dtype", dtype, device=device)
         super().__init__()
+        if getattr(cfg, "family", None) is None or not hasattr(cfg, "d_sae"):
+            raise TypeError(f"cfg must be an SAE config (L1Config, TopKConfig, ...), got "
+                            f"{type(cfg).__name__}")
         self.cfg = cfg
         d_in, d_sae = cfg.d_in, cfg.d_sae
         kw = dict(device=device, dtype=dtype)  # dtype=None: torch's default dtype

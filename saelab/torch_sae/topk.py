@@ -17,6 +17,7 @@ import torch
 
 from saelab._checks import check_int_in_range, check_tensor
 from saelab.sae_config import TopKConfig
+from saelab.numpy_sae.base import _check_pair
 from saelab.torch_sae.base import BaseSAE
 
 
@@ -37,6 +38,7 @@ def auxk_loss(e: torch.Tensor, e_hat: torch.Tensor) -> torch.Tensor:
     e: [batch, d_in], already detached; e_hat: [batch, d_in]. The denominator is clamped away
     from zero so a batch of identical residuals gives a large but finite loss.
     """
+    _check_pair(e, e_hat, ("e", "e_hat"))
     num = (e - e_hat).pow(2).sum(dim=-1).mean()  # []
     den = (e - e.mean(dim=0)).pow(2).sum(dim=-1).mean()  # []
     return num / den.clamp_min(torch.finfo(den.dtype).tiny)
