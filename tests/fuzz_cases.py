@@ -371,6 +371,7 @@ EXEMPT = {
     "saelab.colab.pip_command": "takes no arguments",
     "saelab.problems.sae_welch_coherence": "takes no arguments",
     "saelab.train.TrainHistory": "a record filled in by train_sae; its fields are lists",
+    "saelab.evaluation.EvalReport": "a report that evaluate() returns; never built from user input",
     "saelab.torch_sae.jumprelu.JumpReLUFunction": "autograd Function; called through JumpReLUSAE, which validates",
     "saelab.torch_sae.jumprelu.StepFunction": "autograd Function; called through JumpReLUSAE, which validates",
 }
