@@ -33,9 +33,6 @@ def colab_setup(environ, modules, run):
     environ: a mapping like ``os.environ``; modules: a mapping like ``sys.modules``;
     run: called with the pip command (a list of str), like ``subprocess.check_call``.
     """
-    if not callable(run):
-        raise TypeError(f"run must be callable (like subprocess.check_call), got "
-                        f"{type(run).__name__}")
     on_colab = ("google.colab" in modules or "COLAB_RELEASE_TAG" in environ
                 or "COLAB_GPU" in environ)
     if on_colab:

@@ -62,7 +62,7 @@ def geometric_median(points, tol: float = 1e-6, max_iter: int = 200,
     check_positive("tol", tol)
     check_int_in_range("max_iter", max_iter, 1)
     check_positive("eps", eps)
-    points = check_numeric("points", points, 2)
+    points = check_numeric("points", points, finite=False)  # shape and NaN: checked below
     is_numpy = not torch.is_tensor(points)
     pts = torch.as_tensor(np.asarray(points)) if is_numpy else points.detach()
     if pts.ndim != 2 or pts.shape[0] == 0:

@@ -176,7 +176,10 @@ def make_hierarchical_data(
 
 def _as_f64(array, name: str = "f") -> np.ndarray:
     """A tensor (any device) or array as a float64 ndarray."""
-    return np.asarray(check_numeric(name, array, finite=False), dtype=np.float64)
+    array = check_numeric(name, array, finite=False)
+    if hasattr(array, "detach"):  # a tensor on any device, maybe requiring grad
+        array = array.detach().cpu().double().numpy()
+    return np.asarray(array, dtype=np.float64)
 
 
 def _check_data(data) -> None:

@@ -33,7 +33,10 @@ __all__ = ["l1_optimal_code", "jumprelu_optimal_code", "MatchedMagnitudes", "mat
 
 
 def _as_f64(name: str, value) -> np.ndarray:
-    return np.asarray(check_numeric(name, value), dtype=np.float64)
+    value = check_numeric(name, value)
+    if hasattr(value, "detach"):  # a tensor on any device, maybe requiring grad
+        value = value.detach().cpu().double().numpy()
+    return np.asarray(value, dtype=np.float64)
 
 
 def l1_optimal_code(a, l1_coeff: float) -> np.ndarray:

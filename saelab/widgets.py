@@ -1,5 +1,4 @@
 """Sliders over precomputed figures that keep working without a kernel.
-from saelab._checks import check_int_in_range
 
 Every figure is rendered once, in Python, to a small PNG and wrapped in an ``ipywidgets.Image``.
 The images sit in ``ipywidgets.Stack`` containers (only the selected child is shown), and each
@@ -20,6 +19,8 @@ from typing import Sequence
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+
+from saelab._checks import check_int_in_range
 
 __all__ = ["fig_to_png", "figure_slider", "figure_grid"]
 

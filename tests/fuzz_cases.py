@@ -152,7 +152,6 @@ def _cases() -> dict[str, Callable[[], list[Case]]]:
         "saelab.checkpoint.save_sae": lambda: [bad("sae", checkpoint.save_sae, None, "x.safetensors")],
         "saelab.checkpoint.load_sae": lambda: [bad("path", checkpoint.load_sae, None)],
         "saelab.checkpoint.read_config": lambda: [bad("path", checkpoint.read_config, 3.5)],
-        "saelab.colab.colab_setup": lambda: [bad("run", colab.colab_setup, {"COLAB_GPU": "1"}, {}, None)],
         "saelab.colab.apply": lambda: [bad("path", colab.apply, None)],
         "saelab.dead_latents.DeadLatentTracker": lambda: [
             bad("d_sae", dead_latents.DeadLatentTracker, 0, 10),
@@ -282,6 +281,26 @@ def _cases() -> dict[str, Callable[[], list[Case]]]:
         "saelab.widgets.fig_to_png": lambda: [bad("fig", widgets.fig_to_png, None)],
         "saelab.widgets.figure_slider": lambda: [bad("values", widgets.figure_slider, [b"x"], [1, 2])],
         "saelab.widgets.figure_grid": lambda: [bad("row_values", widgets.figure_grid, [[b"x"]], [1, 2], [1])],
+        # -- exercise tools (checking, grading, student notebooks)
+        "saelab.exercises.checking.passed": lambda: [bad("name", fn("saelab.exercises.checking.passed"), None)],
+        "saelab.exercises.checking.to_numpy": lambda: [bad("value", fn("saelab.exercises.checking.to_numpy"), None)],
+        "saelab.exercises.checking.call_student": lambda: [
+            bad("function", fn("saelab.exercises.checking.call_student"), "ex", None)],
+        "saelab.exercises.checking.expect_close": lambda: [
+            bad("rtol", fn("saelab.exercises.checking.expect_close"), "ex", X, X, rtol=-1.0)],
+        "saelab.exercises.grading.read_notebook": lambda: [
+            bad("path", fn("saelab.exercises.grading.read_notebook"), None)],
+        "saelab.exercises.grading.grading_cells": lambda: [
+            bad("nb", fn("saelab.exercises.grading.grading_cells"), None)],
+        "saelab.exercises.grading.grade_notebook": lambda: [
+            bad("path", fn("saelab.exercises.grading.grade_notebook"), None),
+            bad("timeout", fn("saelab.exercises.grading.grade_notebook"), "x.ipynb", timeout=0)],
+        "saelab.exercises.student.has_solution": lambda: [
+            bad("cell", fn("saelab.exercises.student.has_solution"), None)],
+        "saelab.exercises.student.make_student_notebook": lambda: [
+            bad("nb", fn("saelab.exercises.student.make_student_notebook"), {"cells": 3})],
+        "saelab.exercises.student.make_student_files": lambda: [
+            bad("paths", fn("saelab.exercises.student.make_student_files"), None, "/tmp/out")],
         # -- language models (saelab.lm), on the shipped tiny model
         "saelab.lm.buffer.ActivationBuffer": lambda: [bad("capacity", buffer.ActivationBuffer, [TX], 0, 4)],
         "saelab.lm.corpus.python_docs_corpus": lambda: [bad("stdlib_root", corpus.python_docs_corpus, "/nonexistent/dir")],
@@ -369,6 +388,8 @@ def _ax():
 # records are exempt by rule in the test (they are raised or returned, never given user input).
 EXEMPT = {
     "saelab.colab.pip_command": "takes no arguments",
+    "saelab.colab.colab_setup": "its source is pasted verbatim as every chapter's first cell "
+                                "(colab.CELL_SOURCE); checks there would change all six chapters",
     "saelab.problems.sae_welch_coherence": "takes no arguments",
     "saelab.train.TrainHistory": "a record filled in by train_sae; its fields are lists",
     "saelab.evaluation.EvalReport": "a report that evaluate() returns; never built from user input",

@@ -25,9 +25,11 @@ pytestmark = [pytest.mark.usefixtures("one_thread"),
 
 def _errors() -> tuple[type, ...]:
     from saelab.exercises.checking import ExerciseFailed
+    from saelab.exercises.grading import GradingError
     from saelab.lm.models import ModelUnavailableError
     from saelab.train import TrainingDivergedError
-    return (ValueError, TypeError, ExerciseFailed, ModelUnavailableError, TrainingDivergedError)
+    return (ValueError, TypeError, ExerciseFailed, GradingError, ModelUnavailableError,
+            TrainingDivergedError)
 
 
 def public_callables() -> dict[str, object]:

@@ -15,6 +15,7 @@ describes the workflow for teachers.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import NamedTuple
@@ -22,8 +23,13 @@ from typing import NamedTuple
 import nbformat
 from nbclient import NotebookClient
 
+from saelab._checks import check_instance, check_int_in_range
+
 from .checking import PASS_PREFIX
-from .student import has_solution
+from .student import _check_nb, has_solution
+
+__all__ = ["GradingError", "ExerciseResult", "GradeReport", "read_notebook", "grading_cells",
+           "grade_notebook"]
 
 _CHECK_CALL = re.compile(r"check\.(\w+)\s*\(")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -79,6 +85,7 @@ def _tags(cell) -> set[str]:
 
 def read_notebook(path: Path) -> nbformat.NotebookNode:
     """Read a notebook, turning every way it can be unreadable into a one-line GradingError."""
+    check_instance("path", path, (str, os.PathLike), "a notebook path")
     path = Path(path)
     if not path.is_file():
         raise GradingError(f"{path}: no such notebook file")
@@ -93,6 +100,7 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
 
 def grading_cells(nb: nbformat.NotebookNode) -> list:
     """The setup, exercise and check cells of ``nb``, in notebook order."""
+    _check_nb(nb)
     keep = []
     for cell in nb.cells:
         if cell.cell_type != "code":
@@ -130,6 +138,8 @@ def grade_notebook(path: Path, timeout: int = 120, kernel_name: str = "python3")
     path : path to the completed student notebook.
     timeout : seconds allowed per cell (a student's infinite loop fails that exercise).
     """
+    check_instance("path", path, (str, os.PathLike), "a notebook path")
+    check_int_in_range("timeout", timeout, 1)
     path = Path(path)
     nb = read_notebook(path)
     cells = grading_cells(nb)

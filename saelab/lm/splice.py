@@ -18,7 +18,7 @@ from typing import NamedTuple
 import torch
 
 from saelab import metrics
-from saelab._checks import check_instance, check_int_in_range, check_sae, check_tensor
+from saelab._checks import check_instance, check_int_in_range, check_tensor
 from saelab.lm.harvesting import _special_ids, keep_mask
 from saelab.lm.hooks import check_hook_name, hook_width
 
@@ -34,9 +34,17 @@ class CELosses(NamedTuple):
     zero_ablated: float
 
 
+def _check_sae_module(sae) -> None:
+    """Any callable module that maps activations to an ``SAEOutput`` (or a reconstruction)."""
+    if not callable(sae):
+        got = "None" if sae is None else type(sae).__name__
+        raise TypeError(f"sae must be an SAE module (saelab.torch_sae) or a callable returning "
+                        f"the reconstruction, got {got}")
+
+
 def check_sae_width(model, sae, hook_name: str) -> None:
     """Raise ValueError if the SAE's ``d_in`` differs from the width of ``hook_name``."""
-    check_sae("sae", sae)
+    _check_sae_module(sae)
     d_in = getattr(getattr(sae, "cfg", None), "d_in", None)
     width = hook_width(model, hook_name)
     if d_in is not None and d_in != width:
@@ -46,7 +54,7 @@ def check_sae_width(model, sae, hook_name: str) -> None:
 
 def reconstruct(sae, x: torch.Tensor) -> torch.Tensor:
     """The SAE's reconstruction of rows x [n, d] in x's dtype: ``sae(x).x_hat`` (or ``sae(x)``)."""
-    check_sae("sae", sae)
+    _check_sae_module(sae)
     check_tensor("x", x, 2, finite=False)
     dtype = getattr(getattr(sae, "W_enc", None), "dtype", x.dtype)
     out = sae(x.to(dtype))
@@ -57,7 +65,7 @@ def reconstruct(sae, x: torch.Tensor) -> torch.Tensor:
 def splice_hook(sae, keep: torch.Tensor | None = None):
     """A TransformerLens hook replacing the activation by its reconstruction where ``keep``."""
 
-    check_sae("sae", sae)
+    _check_sae_module(sae)
     if keep is not None:
         check_instance("keep", keep, torch.Tensor, "a bool tensor [b, pos] or None")
     def hook(act, hook):
