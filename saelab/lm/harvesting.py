@@ -178,6 +178,8 @@ def iter_activations(model, corpus, hook_name: str = "blocks.6.hook_resid_pre", 
     model : HookedTransformer
     corpus : iterable of str, datasets.Dataset, or LongTensor [n_windows, seq_len]
         Text (needs ``model.tokenizer``) or ready token windows (``seq_len`` is then their width).
+        Text is tokenised lazily, one document at a time as batches are consumed, so memory does
+        not grow with the corpus; with ``cache_dir`` the windows are built first (to hash them).
     hook_name : str
         A TransformerLens hook name; the forward pass stops right after it.
     seq_len, batch_size : int
