@@ -254,3 +254,23 @@ def test_no_warnings_from_guards_on_normal_training():
         warnings.simplefilter("error", UserWarning)
         numpy_sae.train_numpy_sae(numpy_sae.JumpReLUSAE(ALL_CFGS[2], rng=0), x, steps=20,
                                   progress=False)
+
+
+def test_checkpoint_config_with_k_above_d_sae_names_the_file(tmp_path):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    path = _saved(tmp_path, TopKConfig(d_in=6, d_sae=12, k=3), lambda s: None)
+    with safe_open(str(path), framework="pt") as fh:
+        meta = dict(fh.metadata())
+    meta["saelab_config"] = json.dumps({**json.loads(meta["saelab_config"]), "k": 99})
+    save_file(load_file(str(path)), str(path), metadata=meta)
+    with pytest.raises(ValueError, match=f"{path.name}.*invalid topk config.*k must be in 1..12"):
+        load_sae(path)
+
+
+def test_load_model_refuses_pickled_hub_models():
+    with pytest.raises(ValueError, match="refused: TransformerLens would load it through pickle"):
+        lm.load_model("NeelNanda/SoLU_1L_v9_old")
