@@ -274,3 +274,24 @@ def test_checkpoint_config_with_k_above_d_sae_names_the_file(tmp_path):
 def test_load_model_refuses_pickled_hub_models():
     with pytest.raises(ValueError, match="refused: TransformerLens would load it through pickle"):
         lm.load_model("NeelNanda/SoLU_1L_v9_old")
+
+
+def test_saelab_lm_modules_import_without_a_circle():
+    """No module of saelab.lm imports (even lazily, inside a function) one that imports it back."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(lm.__file__).parent
+    deps = {}
+    for f in folder.glob("*.py"):
+        tree = ast.parse(f.read_text())
+        deps[f.stem] = {n.module.rsplit(".", 1)[-1] for n in ast.walk(tree)
+                        if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("saelab.lm.")}
+    deps.pop("__init__")
+
+    def reaches(start, goal, seen=()):
+        return any(d == goal or (d not in seen and reaches(d, goal, (*seen, d)))
+                   for d in deps.get(start, ()))
+
+    circles = sorted(m for m in deps if reaches(m, m))
+    assert not circles, f"import circle through {circles}"
