@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 
 from saelab._checks import check_finite, check_probability, check_shape
-from saelab.hierarchy import HierarchicalData, _active, _as_f64
+from saelab.hierarchy import HierarchicalData, _active, _as_f64, _check_data
 
 __all__ = ["Absorption", "feature_absorption", "FullAbsorption", "full_absorption"]
 
@@ -86,7 +86,8 @@ def feature_absorption(f, W_dec, data: HierarchicalData, min_cos: float = 0.5,
     """
     check_probability("min_cos", min_cos)
     check_probability("min_recall", min_recall)
-    W = _as_f64(W_dec)  # [d_sae, d_in]
+    _check_data(data)
+    W = _as_f64(W_dec, "W_dec")  # [d_sae, d_in]
     fires = _active("f", f, data.x.shape[0])  # [n, d_sae]
     check_shape("W_dec", W, (fires.shape[1], data.parent_dictionary.shape[1]))
     check_finite("W_dec", W)

@@ -69,6 +69,8 @@ def read_config(path: str | os.PathLike):
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for a file that is not a
     saelab safetensors checkpoint. Introduced in Chapter 6.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no SAE checkpoint at path={path!r}")
@@ -89,8 +91,8 @@ def read_config(path: str | os.PathLike):
     try:
         fields = json.loads(metadata["saelab_config"])
         return CONFIG_CLASSES[family](**fields)
-    except (json.JSONDecodeError, TypeError) as err:
-        raise ValueError(f"path={path!r} has an unreadable {family} config "
+    except (json.JSONDecodeError, TypeError, ValueError) as err:
+        raise ValueError(f"path={path!r} has an unreadable or invalid {family} config "
                          f"{metadata['saelab_config']!r} ({err})") from err
 
 
@@ -112,6 +114,36 @@ def _expected(expect):
         return expect.family, expect
     raise ValueError(f"expect must be a family name, an SAE or config class, or a config, "
                      f"got {expect!r}")
+
+
+NORM_TOLERANCE = {2: 1e-2, 4: 1e-4, 8: 1e-4}  # |row norm - 1| allowed, by bytes per element
+
+
+def _check_values(path: str, sae, tensors: dict) -> None:
+    """Reject integer, non-finite and invariant-breaking tensors, naming the file and tensor."""
+    for name, t in tensors.items():
+        if not t.is_floating_point():
+            raise ValueError(f"path={path!r}: tensor {name!r} has dtype {t.dtype}; an SAE "
+                             f"checkpoint holds floating-point tensors only")
+        bad = int((~torch.isfinite(t)).sum())
+        if bad:
+            raise ValueError(f"path={path!r}: tensor {name!r} holds {bad} NaN or infinite "
+                             f"value(s); the checkpoint is corrupt or was saved after training "
+                             f"diverged")
+    cfg = sae.cfg
+    W_dec = tensors.get("W_dec")
+    if W_dec is not None and W_dec.ndim == 2 and sae.unit_norm_decoder:
+        norms = W_dec.double().norm(dim=1)
+        tol = NORM_TOLERANCE.get(W_dec.element_size(), 1e-4)
+        worst = float((norms - 1).abs().max()) if norms.numel() else 0.0
+        if worst > tol:
+            raise ValueError(f"path={path!r}: the {cfg.family} family keeps decoder rows at unit "
+                             f"norm, but a row of W_dec has norm off by {worst:.3g} (tolerance "
+                             f"{tol:g})")
+    threshold = tensors.get("threshold")
+    if cfg.family == "jumprelu" and threshold is not None and bool((threshold < 0).any()):
+        raise ValueError(f"path={path!r}: JumpReLU threshold must be non-negative, got minimum "
+                         f"{float(threshold.min()):g}")
 
 
 def load_sae(path: str | os.PathLike, expect=None, device=None, dtype=None):
@@ -153,7 +185,10 @@ def load_sae(path: str | os.PathLike, expect=None, device=None, dtype=None):
     except (SafetensorError, OSError, ValueError) as err:
         raise ValueError(f"path={path!r}: could not read the tensors ({err})") from err
     file_dtype = tensors["W_dec"].dtype if "W_dec" in tensors else None
+    if file_dtype is not None and not file_dtype.is_floating_point:
+        file_dtype = None  # _check_values names the integer tensor below
     sae = make_sae(cfg, device=device, dtype=dtype if dtype is not None else file_dtype)
+    _check_values(path, sae, tensors)
     expected_shapes = {name: tuple(t.shape) for name, t in sae.state_dict().items()}
     found_shapes = {name: tuple(t.shape) for name, t in tensors.items()}
     if found_shapes != expected_shapes:

@@ -17,6 +17,7 @@ Introduced in Chapter 1 (its first cell); every chapter starts with the same cel
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 from pathlib import Path
 
@@ -95,6 +96,8 @@ def apply(path) -> str:
     """
     import nbformat
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a notebook path, got {type(path).__name__}")
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     before = nbformat.writes(nb)

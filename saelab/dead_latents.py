@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import torch
 
-from saelab._checks import check_int_in_range, check_positive
+from saelab._checks import (check_int_in_range, check_positive, check_sae, check_shape,
+                            check_tensor)
 
 __all__ = ["DeadLatentTracker", "resample_dead_latents", "ENCODER_NORM_SCALE"]
 
@@ -55,6 +56,8 @@ class DeadLatentTracker:
     @torch.no_grad()
     def update(self, f: torch.Tensor) -> None:
         """Account for one batch of codes ``f`` of shape [batch, d_sae]."""
+        check_tensor("f", f, 2, finite=False, nonempty=False)
+        check_shape("f", f, (None, self.tokens_since_fired.shape[0]))
         fired = (f != 0).any(dim=0)  # [d_sae]
         self.tokens_since_fired += f.shape[0]
         self.tokens_since_fired.masked_fill_(fired, 0)
@@ -106,6 +109,12 @@ def resample_dead_latents(sae, optimizer: torch.optim.Optimizer, dead_mask: torc
     int
         Number of latents resampled (0 if none were dead or the pool is reconstructed exactly).
     """
+    check_sae("sae", sae)
+    check_tensor("dead_mask", dead_mask, 1, floating=False, nonempty=False)
+    if dead_mask.dtype != torch.bool or dead_mask.shape[0] != sae.cfg.d_sae:
+        raise ValueError(f"dead_mask must be a bool tensor of shape ({sae.cfg.d_sae},), got "
+                         f"{dead_mask.dtype} {tuple(dead_mask.shape)}")
+    check_tensor("x_pool", x_pool, 2)
     check_positive("encoder_norm_scale", encoder_norm_scale)
     dead = dead_mask.nonzero().squeeze(1)  # [n_dead]
     n_dead = int(dead.numel())

@@ -205,6 +205,7 @@ def evaluate(sae, activations, *, batch_size: int = 4096, dead_window_tokens: in
         check_int_in_range("dead_window_tokens", dead_window_tokens, 1)
     if true_features is not None:
         check_shape("true_features", true_features, (None, d_in))
+        check_finite("true_features", true_features)
     if (show_wrong_fvu and isinstance(activations, Iterable)
             and not isinstance(activations, (torch.Tensor, np.ndarray))
             and iter(activations) is activations):

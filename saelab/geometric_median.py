@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from saelab._checks import check_finite, check_int_in_range, check_positive
+from saelab._checks import check_finite, check_int_in_range, check_numeric, check_positive
 
 __all__ = ["GeometricMedian", "geometric_median"]
 
@@ -62,6 +62,7 @@ def geometric_median(points, tol: float = 1e-6, max_iter: int = 200,
     check_positive("tol", tol)
     check_int_in_range("max_iter", max_iter, 1)
     check_positive("eps", eps)
+    points = check_numeric("points", points, finite=False)  # shape and NaN: checked below
     is_numpy = not torch.is_tensor(points)
     pts = torch.as_tensor(np.asarray(points)) if is_numpy else points.detach()
     if pts.ndim != 2 or pts.shape[0] == 0:

@@ -24,8 +24,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from saelab._checks import check_int_in_range, check_positive, check_probability
-from saelab.features import MAGNITUDES, make_generator, sample_sparse_codes
+from saelab._checks import check_int_in_range, check_numeric, check_positive, check_probability
+from saelab.feature_sampling import MAGNITUDES, make_generator, sample_sparse_codes
 
 __all__ = [
     "feature_dimensionality",
@@ -56,6 +56,7 @@ def feature_dimensionality(W):
     -------
     array of shape (n_features,) or (n_instances, n_features)
     """
+    W = check_numeric("W", W, (2, 3))
     norm2 = (W ** 2).sum(-2)  # [..., m]: ||W_i||^2
     gram = W.swapaxes(-1, -2) @ W  # [..., m, m]: W_i . W_j
     overlap = (gram ** 2).sum(-1)  # [..., m]: sum_j (W_i . W_j)^2 = ||W_i||^2 sum_j (W_i_hat . W_j)^2
@@ -84,7 +85,7 @@ def coherence(F) -> float:
 
     Introduced in Chapter 1.
     """
-    F = torch.as_tensor(F, dtype=torch.float64)
+    F = torch.as_tensor(check_numeric("F", F), dtype=torch.float64)
     if F.ndim != 2 or F.shape[1] < 2:
         raise ValueError(f"F must have shape (d, m) with m >= 2 columns, got {tuple(F.shape)}")
     U = F / F.norm(dim=0, keepdim=True)
@@ -139,7 +140,7 @@ def simulate_interference(
 ) -> InterferenceResult:
     """Monte Carlo check of the interference formulas for features ``F`` (columns, shape (d, m)).
 
-    Draws ``n_samples`` codes z (:func:`saelab.features.sample_sparse_codes`) and measures, for every
+    Draws ``n_samples`` codes z (:func:`saelab.feature_sampling.sample_sparse_codes`) and measures, for every
     feature i, the mean of ``(sum_{j != i} z_j f_i . f_j)^2``. Introduced in Chapter 1.
     """
     check_probability("p", p)
@@ -147,7 +148,7 @@ def simulate_interference(
     check_int_in_range("chunk", chunk, 1)
     if magnitude not in MAGNITUDES:
         raise ValueError(f"magnitude must be one of {MAGNITUDES}, got {magnitude!r}")
-    F = torch.as_tensor(F, dtype=torch.float64).cpu()
+    F = torch.as_tensor(check_numeric("F", F), dtype=torch.float64).cpu()
     if F.ndim != 2:
         raise ValueError(f"F must have shape (d, m), got {tuple(F.shape)}")
     d, m = F.shape
@@ -258,6 +259,7 @@ def welch_max_vectors(d: int, eps: float) -> float:
     """
     check_int_in_range("d", d, 1)
     check_positive("eps", eps)
+    check_probability("eps", eps)  # a coherence is a |cosine|, at most 1
     if d * eps ** 2 >= 1:
         return math.inf
     return d * (1 - eps ** 2) / (1 - d * eps ** 2)

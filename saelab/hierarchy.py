@@ -41,9 +41,9 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from saelab._checks import (check_finite, check_int_in_range, check_nonnegative,
+from saelab._checks import (check_instance, check_int_in_range, check_nonnegative, check_numeric,
                             check_probability)
-from saelab.features import make_generator
+from saelab.feature_sampling import make_generator
 
 __all__ = ["HierarchicalData", "make_hierarchical_data", "LatentFamilies", "family_latents",
            "FeatureSplitting", "feature_splitting", "firing_by_condition"]
@@ -174,16 +174,21 @@ def make_hierarchical_data(
 # Which latents belong to which parent
 # ----------------------------------------------------------------------------------------------
 
-def _as_f64(array) -> np.ndarray:
+def _as_f64(array, name: str = "f") -> np.ndarray:
     """A tensor (any device) or array as a float64 ndarray."""
-    if hasattr(array, "detach"):
-        return array.detach().cpu().double().numpy()
+    array = check_numeric(name, array, finite=False)
+    if hasattr(array, "detach"):  # a tensor on any device, maybe requiring grad
+        array = array.detach().cpu().double().numpy()
     return np.asarray(array, dtype=np.float64)
+
+
+def _check_data(data) -> None:
+    check_instance("data", data, HierarchicalData, "a HierarchicalData (make_hierarchical_data)")
 
 
 def _active(name: str, codes, n_rows: int | None = None) -> np.ndarray:
     """Boolean (n, width) mask of the non-zero entries of a code matrix (tensor or ndarray)."""
-    check_finite(name, codes)
+    check_numeric(name, codes)
     if hasattr(codes, "detach"):  # compare on the tensor's device, copy only the mask
         mask = (codes.detach() != 0).cpu().numpy()
     else:
@@ -239,6 +244,7 @@ def family_latents(f, data: HierarchicalData, min_precision: float = 0.9,
     if min_precision <= 0.5:
         raise ValueError(f"min_precision must be in (0.5, 1], got {min_precision}")
     check_int_in_range("min_fires", min_fires, 1)
+    _check_data(data)
     n_fires = _active("f", f, data.x.shape[0]).sum(0)  # [d_sae]
     mass = np.abs(_as_f64(f))  # [n, d_sae]
     parents = _active("data.parent_codes", data.parent_codes).astype(np.float64)  # [n, P]
@@ -291,6 +297,9 @@ def feature_splitting(f_narrow, f_wide, data: HierarchicalData, min_precision: f
     min_precision, min_fires
         As in :func:`family_latents`.
     """
+    _check_data(data)
+    _active("f_narrow", f_narrow, data.x.shape[0])
+    _active("f_wide", f_wide, data.x.shape[0])
     narrow = family_latents(f_narrow, data, min_precision, min_fires)
     wide = family_latents(f_wide, data, min_precision, min_fires)
     split = float(np.mean(wide.n_child_latents > narrow.n_child_latents))
@@ -320,6 +329,7 @@ def firing_by_condition(f, data: HierarchicalData, parent: int) -> np.ndarray:
     ndarray of shape (d_sae, 1 + n_children)
         Firing rates in [0, 1]; NaN in a column whose condition never occurs.
     """
+    _check_data(data)
     fires = _active("f", f, data.x.shape[0]).astype(np.float64)  # [n, d_sae]
     parents = _active("data.parent_codes", data.parent_codes)  # [n, n_parents]
     children = _active("data.child_codes", data.child_codes)  # [n, n_child]

@@ -39,7 +39,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from saelab._checks import check_finite, check_int_in_range, check_nonnegative, check_positive
+from saelab._checks import (check_finite, check_int_in_range, check_nonnegative, check_numeric,
+                            check_positive)
 
 __all__ = [
     "LassoResult",
@@ -130,8 +131,8 @@ def _check_step(step, D: np.ndarray) -> float:
 
 def _check_threshold_args(v, t) -> tuple[np.ndarray, np.ndarray]:
     """``v`` and ``t`` as float64 arrays; ``t`` must be finite and non-negative."""
-    v = np.asarray(v, dtype=np.float64)
-    t = np.asarray(t, dtype=np.float64)
+    v = np.asarray(check_numeric("v", v), dtype=np.float64)
+    t = np.asarray(check_numeric("t", t, finite=False), dtype=np.float64)
     if np.any(t < 0) or not np.all(np.isfinite(t)):
         raise ValueError(f"t must be finite and non-negative, got {t if t.ndim == 0 else t.min()}")
     return v, t

@@ -27,7 +27,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from saelab._checks import check_finite, check_int_in_range, check_probability
+from saelab._checks import (check_finite, check_int_in_range, check_not_none, check_probability,
+                            check_real)
 
 __all__ = [
     "FVUAccumulator", "fvu", "explained_variance",
@@ -39,11 +40,17 @@ __all__ = [
 
 def _as_f64(name: str, array) -> np.ndarray:
     """Return ``array`` (ndarray or tensor, any device) as a float64 ndarray."""
+    check_not_none(name, array, "an array")
     if hasattr(array, "detach"):  # torch tensor: MPS has no float64, so move to the CPU first
         array = array.detach().cpu().double().numpy()
-    out = np.asarray(array, dtype=np.float64)
+    try:
+        out = np.asarray(array, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be an array of numbers, got {type(array).__name__}") from err
     if out.ndim == 0:
         raise ValueError(f"{name} must be an array, got a scalar {out}")
+    if out.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {out.shape}")
     return out
 
 
@@ -335,11 +342,8 @@ def ce_loss_recovered(ce_clean: float, ce_sae: float, ce_zero: float) -> float:
     the SAE costs nothing; 0 means it is as bad as deleting the activation. Introduced in
     Chapter 5.
     """
-    values = [float(v) for v in (ce_clean, ce_sae, ce_zero)]
-    for name, v in zip(("ce_clean", "ce_sae", "ce_zero"), values):
-        if not np.isfinite(v):
-            raise ValueError(f"{name} must be finite, got {v}")
-    clean, sae, zero = values
+    clean, sae, zero = (check_real(n, v) for n, v in (("ce_clean", ce_clean), ("ce_sae", ce_sae),
+                                                       ("ce_zero", ce_zero)))
     if zero <= clean:
         raise ValueError(f"ce_zero must exceed ce_clean for the ratio to mean anything, "
                          f"got ce_zero={zero} and ce_clean={clean}")
@@ -351,8 +355,5 @@ def delta_ce_loss(ce_clean: float, ce_sae: float) -> float:
 
     Typical SAEs add 0.05 to 0.2 nats. Introduced in Chapter 5.
     """
-    clean, sae = float(ce_clean), float(ce_sae)
-    for name, v in (("ce_clean", clean), ("ce_sae", sae)):
-        if not np.isfinite(v):
-            raise ValueError(f"{name} must be finite, got {v}")
+    clean, sae = check_real("ce_clean", ce_clean), check_real("ce_sae", ce_sae)
     return sae - clean

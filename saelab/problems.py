@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from saelab._checks import check_int_in_range, check_nonnegative
+from saelab._checks import check_int_in_range, check_nonnegative, check_real
 from saelab.geometry import welch_bound, welch_max_vectors
 
 __all__ = [
@@ -95,6 +95,7 @@ def log10_supports(m: int, l0: int) -> float:
 def l1_shrunk_code(a: float, lam: float) -> float:
     """Optimal non-negative code of ``x = a d_i`` on an orthonormal dictionary: ``max(a - lam/2, 0)``."""
     check_nonnegative("lam", lam)
+    a = check_real("a", a)
     return max(a - lam / 2.0, 0.0)
 
 

@@ -26,14 +26,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from saelab._checks import check_nonnegative, check_probability
+from saelab._checks import check_nonnegative, check_numeric, check_probability
 
 __all__ = ["l1_optimal_code", "jumprelu_optimal_code", "MatchedMagnitudes", "matched_magnitudes",
            "ShrinkageFit", "fit_shrinkage"]
 
 
-def _as_f64(value) -> np.ndarray:
-    if hasattr(value, "detach"):  # torch tensor
+def _as_f64(name: str, value) -> np.ndarray:
+    value = check_numeric(name, value)
+    if hasattr(value, "detach"):  # a tensor on any device, maybe requiring grad
         value = value.detach().cpu().double().numpy()
     return np.asarray(value, dtype=np.float64)
 
@@ -45,13 +46,13 @@ def l1_optimal_code(a, l1_coeff: float) -> np.ndarray:
     ``||x - x_hat||^2 + l1_coeff * sum_i f_i``; elementwise over an array ``a`` of any shape.
     """
     check_nonnegative("l1_coeff", l1_coeff)
-    return np.maximum(_as_f64(a) - l1_coeff / 2.0, 0.0)
+    return np.maximum(_as_f64("a", a) - l1_coeff / 2.0, 0.0)
 
 
 def jumprelu_optimal_code(a, theta: float) -> np.ndarray:
     """The JumpReLU code ``a * 1[a > theta]`` of an aligned latent: no shrinkage (Chapter 4)."""
     check_nonnegative("theta", theta)
-    a = _as_f64(a)
+    a = _as_f64("a", a)
     return a * (a > theta)
 
 
@@ -90,7 +91,12 @@ def matched_magnitudes(codes, f, W_dec, dictionary, min_cosine: float = 0.9) -> 
         contribution to x_hat along the atom; for free rows it is scaled by ||W_dec,i||.
     """
     check_probability("min_cosine", min_cosine)
-    codes, f, W_dec, dictionary = (_as_f64(v) for v in (codes, f, W_dec, dictionary))
+    codes, f, W_dec, dictionary = (_as_f64(n, v) for n, v in (("codes", codes), ("f", f),
+                                                                ("W_dec", W_dec),
+                                                                ("dictionary", dictionary)))
+    for name, v in (("codes", codes), ("f", f), ("W_dec", W_dec), ("dictionary", dictionary)):
+        if v.ndim != 2:
+            raise ValueError(f"{name} must be 2-dimensional, got shape {v.shape}")
     if codes.shape[0] != f.shape[0]:
         raise ValueError(f"codes and f must have the same number of rows, got {codes.shape[0]} "
                          f"and {f.shape[0]}")
@@ -120,7 +126,7 @@ class ShrinkageFit(NamedTuple):
 
 def fit_shrinkage(true, coded) -> ShrinkageFit:
     """Fit ``coded = slope * true + intercept`` on the pairs where the latent fired (Chapter 4)."""
-    true, coded = _as_f64(true), _as_f64(coded)
+    true, coded = _as_f64("true", true), _as_f64("coded", coded)
     if true.shape != coded.shape or true.ndim != 1:
         raise ValueError(f"true and coded must be 1-d of the same length, got {true.shape} and "
                          f"{coded.shape}")

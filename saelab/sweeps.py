@@ -16,6 +16,7 @@ from typing import NamedTuple, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from saelab._checks import check_not_none
 from saelab.evaluation import EvalReport, evaluate
 from saelab.torch_sae import make_sae
 from saelab.train import TrainConfig, TrainResult, train_sae
@@ -55,6 +56,9 @@ def train_sweep(configs: Sequence, x_train, x_eval, train_cfg: TrainConfig, seed
     -------
     list of SweepRun, in the order of ``configs``
     """
+    configs = list(check_not_none("configs", configs, "a list of SAE configs"))
+    if not configs:
+        raise ValueError("configs must hold at least one SAE config, got an empty list")
     runs = []
     for cfg in tqdm(list(configs), desc="sweep", disable=not progress):
         torch.manual_seed(seed)

@@ -10,7 +10,7 @@ the mean max cosine similarity (:func:`saelab.metrics.mmcs`), as in Sharkey et a
 "Taking features out of superposition with sparse autoencoders"). With ``n_features > d_in`` the
 directions cannot all be orthogonal: the data lives in superposition.
 
-The codes come from :func:`saelab.features.sample_sparse_codes` (Chapter 1); each feature is
+The codes come from :func:`saelab.feature_sampling.sample_sparse_codes` (Chapter 1); each feature is
 active independently with probability ``n_active / n_features``. Everything is drawn on the CPU
 from one seeded generator, so a seed gives the same data on every device.
 
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from saelab._checks import check_int_in_range, check_nonnegative, check_positive
-from saelab.features import make_generator, sample_sparse_codes
+from saelab.feature_sampling import make_generator, sample_sparse_codes
 
 __all__ = ["SyntheticData", "random_dictionary", "make_sparse_data", "MAGNITUDES"]
 

@@ -7,7 +7,7 @@
     L  = E_x  sum_i I_i (x_i - x'_i)^2
 
 with importance ``I_i`` decaying geometrically (``I_i = decay ** i``). Each feature is zero with
-probability S (the sparsity) and otherwise uniform in [0, 1] (:mod:`saelab.features`).
+probability S (the sparsity) and otherwise uniform in [0, 1] (:mod:`saelab.feature_sampling`).
 :func:`toy_forward` and :func:`toy_loss` are the single-instance references (NumPy or torch);
 :func:`plot_features_2d` and :func:`plot_gram` draw a trained model.
 
@@ -20,6 +20,7 @@ Taught in Chapter 1.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,8 +28,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from saelab._checks import check_int_in_range, check_positive, check_probability
-from saelab.features import _draw_toy_features, make_generator, probability_tensor
+from saelab._checks import (check_instance, check_int_in_range, check_nonnegative_entries,
+                            check_not_none, check_numeric, check_positive, check_probability)
+from saelab.feature_sampling import _draw_toy_features, make_generator, probability_tensor
+from saelab.toy_plots import plot_features_2d, plot_gram
 
 __all__ = [
     "ToyConfig",
@@ -115,6 +118,15 @@ def toy_forward(W, b, x):
     -------
     array of shape (batch, n_features)
     """
+    W = check_numeric("W", W, 2)
+    b = check_numeric("b", b, 1)
+    x = check_numeric("x", x, 2)
+    if b.shape[0] != W.shape[1] or x.shape[1] != W.shape[1]:
+        raise ValueError(f"W has {W.shape[1]} features, so b must have shape ({W.shape[1]},) and "
+                         f"x shape (batch, {W.shape[1]}); got b {tuple(b.shape)}, "
+                         f"x {tuple(x.shape)}")
+    if _is_torch(W) != _is_torch(x) or _is_torch(b) != _is_torch(x):
+        raise TypeError("W, b and x must be all NumPy arrays or all torch tensors")
     h = x @ W.T  # [batch, d]: h = W x for each row
     pre = h @ W + b  # [batch, m]: W^T h + b
     return torch.relu(pre) if _is_torch(pre) else np.maximum(pre, 0.0)
@@ -131,13 +143,24 @@ def toy_loss(x, x_hat, importance):
     ----------
     x, x_hat : array of shape (batch, m) or (batch, n_instances, m)
     importance : array of shape (m,) or (n_instances, m)
+        Non-negative weights (a negative one would reward error).
     """
+    x = check_numeric("x", x, (2, 3))
+    x_hat = check_numeric("x_hat", x_hat, (2, 3))
+    importance = check_numeric("importance", importance, (1, 2))
+    check_nonnegative_entries("importance", importance)
+    if _is_torch(x) != _is_torch(x_hat) or _is_torch(x) != _is_torch(importance):
+        raise TypeError("x, x_hat and importance must be all NumPy arrays or all torch tensors")
     if tuple(x.shape) != tuple(x_hat.shape):
         raise ValueError(f"x_hat must have the shape of x {tuple(x.shape)}, got {tuple(x_hat.shape)}")
     if importance.shape[-1] != x.shape[-1]:
         raise ValueError(
             f"importance must have length n_features={x.shape[-1]}, got shape {tuple(importance.shape)}"
         )
+    return _weighted_error(x, x_hat, importance)
+
+
+def _weighted_error(x, x_hat, importance):
     return (importance * (x - x_hat) ** 2).sum(-1).mean(0)
 
 
@@ -150,6 +173,7 @@ class ToyModel(nn.Module):
     """
 
     def __init__(self, config: ToyConfig, seed: int | None = None, device=None):
+        check_instance("config", config, ToyConfig, "a ToyConfig")
         super().__init__()
         self.config = config
         g = make_generator(seed)  # CPU generator: the same seed gives the same init everywhere
@@ -179,6 +203,7 @@ def train_toy(
     lr: float = 1e-3,
     seed: int = 0,
     progress: bool = True,
+    check_every: int = 100,
 ) -> torch.Tensor:
     """Train every instance of ``model`` at once with Adam; return the loss history.
 
@@ -201,12 +226,28 @@ def train_toy(
         Seeds the data stream (the initial weights come from the model's own seed).
     progress : bool
         Show a tqdm progress bar.
+    check_every : int
+        Guard interval: every ``check_every`` steps and after the last, the weights and losses
+        must be finite and no loss above ``TOY_MAX_LOSS_GROWTH`` times its first value; the
+        weights that pass are kept (a copy of W and b, which are tiny).
 
     Returns
     -------
     Tensor of shape [steps, n_instances] (on CPU)
-        Each instance's training loss at every step.
+        Each instance's training loss at every step. After a ``KeyboardInterrupt`` the rows of
+        the steps taken so far are returned, with a warning.
+
+    Raises
+    ------
+    saelab.train.TrainingDivergedError
+        When the guard trips; the model is restored to the last weights that passed, and the
+        exception's ``history`` holds the loss rows up to them.
     """
+    from saelab.train import TrainingDivergedError
+
+    if not isinstance(model, ToyModel):
+        raise TypeError(f"model must be a ToyModel, got {type(model).__name__}")
+    check_int_in_range("check_every", check_every, 1)
     cfg = model.config
     n, m = cfg.n_instances, cfg.n_features
     check_int_in_range("steps", steps, 1)
@@ -214,6 +255,7 @@ def train_toy(
     check_positive("lr", lr)
     device = model.W.device
     p = probability_tensor("feature_probability", feature_probability, n, m, device)  # [inst, m]
+    check_not_none("importance", importance, "a tensor [n_features] or [n_instances, n_features]")
     imp = torch.as_tensor(importance, dtype=torch.float32)
     if imp.ndim == 1 and imp.shape[0] != m:
         raise ValueError(f"importance must have length n_features={m}, got {imp.shape[0]}")
@@ -229,73 +271,48 @@ def train_toy(
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     history = torch.empty(steps, n, device=device)  # [steps, inst]
     bar = tqdm(range(steps), desc="training toy models", disable=not progress, mininterval=0.5)
-    for step in bar:
-        x = _draw_toy_features(batch_size, p, g)  # [batch, inst, m]
-        per_instance = toy_loss(x, model(x), imp)  # [inst]
-        opt.zero_grad(set_to_none=True)
-        per_instance.sum().backward()
-        opt.step()
-        history[step] = per_instance.detach()
-        if progress and (step + 1) % 500 == 0:
-            bar.set_postfix(mean_loss=f"{history[step].mean().item():.4f}")
+    good, good_step, step = _snapshot(model), 0, -1
+    try:
+        for step in bar:
+            x = _draw_toy_features(batch_size, p, g)  # [batch, inst, m]
+            per_instance = _weighted_error(x, model(x), imp)  # [inst]
+            opt.zero_grad(set_to_none=True)
+            per_instance.sum().backward()
+            opt.step()
+            history[step] = per_instance.detach()
+            if (step + 1) % check_every == 0 or step == steps - 1:
+                why = _toy_divergence(model, history[step], history[0])
+                if why:
+                    model.load_state_dict(good)
+                    raise TrainingDivergedError(
+                        f"toy training diverged by step {step + 1}: {why}; the model holds the "
+                        f"weights of step {good_step}. Lower lr (now {lr:g}).",
+                        step + 1, history[:good_step].cpu())
+                good, good_step = _snapshot(model), step + 1
+            if progress and (step + 1) % 500 == 0:
+                bar.set_postfix(mean_loss=f"{history[step].mean().item():.4f}")
+    except KeyboardInterrupt:
+        if not all(bool(torch.isfinite(t).all()) for t in model.state_dict().values()):
+            model.load_state_dict(good)
+        warnings.warn(f"toy training interrupted at step {step + 1} of {steps}; returning the "
+                      f"loss history so far", stacklevel=2)
+        return history[:max(step, 0)].cpu()
     return history.cpu()
 
 
-def plot_features_2d(ax, W, importance=None, title: str | None = None) -> None:
-    """Draw the columns of a 2-D ``W`` (shape (2, n_features)) as arrows from the origin.
-
-    Arrow colour encodes importance (bright = important) when ``importance`` is given; a grey
-    polygon through the arrow tips (in angular order) makes pentagons easy to spot. Features with
-    ``||W_i|| <= 0.1`` are listed as dropped instead of drawn. Introduced in Chapter 1.
-    """
-    import matplotlib.pyplot as plt
-
-    W = W.detach().cpu().numpy() if _is_torch(W) else np.asarray(W)
-    if W.ndim != 2 or W.shape[0] != 2:
-        raise ValueError(f"W must have shape (2, n_features) to be drawn in the plane, got {W.shape}")
-    m = W.shape[1]
-    imp = np.ones(m) if importance is None else np.asarray(
-        importance.detach().cpu() if _is_torch(importance) else importance, dtype=float)
-    colors = plt.cm.viridis(imp / imp.max() if imp.max() > 0 else imp)
-    order = np.argsort(np.arctan2(W[1], W[0]))
-    live = order[np.linalg.norm(W[:, order], axis=0) > 0.1]  # ignore dropped features
-    if len(live) > 2:
-        ax.plot(*np.concatenate([W[:, live], W[:, live[:1]]], axis=1), color="0.8", lw=1, zorder=1)
-    norms = np.linalg.norm(W, axis=0)
-    for i in range(m):
-        if norms[i] <= 0.1:  # dropped: an arrow of length ~0 would only clutter the origin
-            continue
-        ax.annotate("", xy=(W[0, i], W[1, i]), xytext=(0, 0), zorder=2,
-                    arrowprops=dict(arrowstyle="-|>", color=colors[i], lw=2))
-        ax.text(*(W[:, i] * 1.12), str(i), ha="center", va="center", fontsize=8)
-    dropped = [str(i) for i in range(m) if norms[i] <= 0.1]
-    if dropped:
-        ax.text(0.5, 0.03, "dropped: " + ", ".join(dropped), transform=ax.transAxes,
-                ha="center", va="bottom", fontsize=7, color="0.4")
-    lim = max(1.3, 1.2 * float(np.abs(W).max()))
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(-lim, lim)
-    ax.set_aspect("equal")
-    ax.axhline(0, color="0.9", lw=0.5, zorder=0)
-    ax.axvline(0, color="0.9", lw=0.5, zorder=0)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if title:
-        ax.set_title(title, fontsize=9)
+TOY_MAX_LOSS_GROWTH = 100.0  # a loss 100x its first value means the steps are blowing up
 
 
-def plot_gram(ax, W, title: str | None = None, vmax: float = 1.3):
-    """Show ``W^T W`` (shape (n_features, n_features)) as a red-blue heatmap; return the image.
+def _snapshot(model: nn.Module) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
-    Diagonal: squared norms (is the feature represented?); off-diagonal: overlaps (interference).
-    Introduced in Chapter 1.
-    """
-    W = W.detach().cpu().numpy() if _is_torch(W) else np.asarray(W)
-    gram = W.T @ W  # [m, m]
-    im = ax.imshow(gram, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
-    ax.set_xticks(range(gram.shape[0]))
-    ax.set_yticks(range(gram.shape[0]))
-    ax.tick_params(labelsize=7)
-    if title:
-        ax.set_title(title, fontsize=9)
-    return im
+
+def _toy_divergence(model: nn.Module, loss, first_loss) -> str:
+    """Why the toy model counts as diverged ("" if it does not): one device sync per check."""
+    if not all(bool(torch.isfinite(t).all()) for t in model.state_dict().values()):
+        return "a weight became NaN or infinite"
+    if not bool(torch.isfinite(loss).all()):
+        return "the loss is not finite"
+    if bool((loss > TOY_MAX_LOSS_GROWTH * first_loss.clamp_min(1e-12)).any()):
+        return f"a loss grew past {TOY_MAX_LOSS_GROWTH:g} times its first value"
+    return ""

@@ -20,6 +20,8 @@ from typing import Sequence
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
+from saelab._checks import check_int_in_range
+
 __all__ = ["fig_to_png", "figure_slider", "figure_grid"]
 
 
@@ -30,6 +32,9 @@ WIDGET_DPI = 100
 
 def fig_to_png(fig, dpi: int = WIDGET_DPI) -> bytes:
     """Render a matplotlib figure to PNG bytes and close it. Introduced in Chapter 1."""
+    if not hasattr(fig, "savefig"):
+        raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
+    check_int_in_range("dpi", dpi, 1)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
@@ -124,8 +129,8 @@ def figure_grid(pngs: Sequence[Sequence], row_values: Sequence, col_values: Sequ
         Introduced in Chapter 1.
     """
     if len(pngs) != len(row_values):
-        raise ValueError(f"need one row of figures per row value: got {len(pngs)} rows "
-                         f"and {len(row_values)} row values")
+        raise ValueError(f"row_values must have one value per row of figures: got "
+                         f"{len(pngs)} rows and {len(row_values)} row values")
     for i, row in enumerate(pngs):
         if len(row) != len(col_values):
             raise ValueError(f"row {i} must hold {len(col_values)} figures, got {len(row)}")

@@ -24,6 +24,7 @@ def _trained_looking(cfg, dtype=torch.float32):
     with torch.no_grad():  # move every parameter off its init so the round trip is meaningful
         for p in sae.parameters():
             p.add_(0.1 * torch.randn_like(p).abs())
+    sae.apply_constraints()  # as after a training step: unit rows stay unit
     return sae
 
 

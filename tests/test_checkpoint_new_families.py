@@ -25,6 +25,7 @@ def _trained(cfg) -> torch.nn.Module:
     with torch.no_grad():
         for p in sae.parameters():
             p.add_(0.1 * torch.randn_like(p))
+    sae.apply_constraints()  # as after a training step: unit rows stay unit
     sae.train()
     for _ in range(3):  # BatchTopK: estimate the running threshold from a few batches
         sae(torch.randn(16, cfg.d_in))

@@ -49,9 +49,9 @@ def test_gpt2_unreachable_hub_fails_fast(monkeypatch):
 def test_shipped_model_missing_files_and_unknown_name(monkeypatch, tmp_path):
     shipped = lm.load_model("saelab-tiny")  # its files are part of the package
     assert shipped.tokenizer is not None and shipped.cfg.model_name == "saelab-tiny"
-    from saelab.lm import tiny
+    from saelab.lm import models
 
-    monkeypatch.setattr(tiny, "SHIPPED_DIR", tmp_path)  # as in a checkout without the files
+    monkeypatch.setattr(models, "SHIPPED_DIR", tmp_path)  # as in a checkout without the files
     with pytest.raises(lm.ModelUnavailableError, match="missing from .*train_tiny_model.py"):
         lm.load_model("saelab-tiny")
     with pytest.raises(ValueError, match="close names: .*gpt2"):

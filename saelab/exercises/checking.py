@@ -12,6 +12,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from saelab._checks import check_nonnegative
+
 PASS_PREFIX = "passed:"
 SHOWN_ENTRIES = 4  # how many leading entries of an array a hint shows
 
@@ -20,17 +22,23 @@ SHOWN_ENTRIES = 4  # how many leading entries of an array a hint shows
 _LAST_INPUTS: dict[str, tuple[tuple, dict]] = {}
 
 
+__all__ = ["ExerciseFailed", "passed", "to_numpy", "call_student", "expect_close"]
+
 class ExerciseFailed(AssertionError):
     """The student's answer is wrong; the message is a hint about why."""
 
 
 def passed(name: str) -> None:
     """Print the one line that tells the student (and the grader) an exercise passed."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be the exercise name (a str), got {type(name).__name__}")
     print(f"{PASS_PREFIX} {name}")
 
 
 def to_numpy(value) -> np.ndarray:
     """Convert a tensor, array or number to a float64 ndarray for comparison."""
+    if value is None:
+        raise TypeError("value must be a tensor, array or number, got None")
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
     return np.asarray(value, dtype=np.float64)
@@ -82,6 +90,8 @@ def expect_close(
     what : str
         What is being compared, for the message (e.g. ``"the loss"``).
     """
+    check_nonnegative("rtol", rtol)
+    check_nonnegative("atol", atol)
     if got is None:
         raise ExerciseFailed(f"{name}: your function returned None; did you forget `return`?")
     try:

@@ -16,6 +16,7 @@ Introduced in Chapter 1 (the exercise workflow is described in the book's introd
 from __future__ import annotations
 
 import copy
+import os
 import re
 from pathlib import Path
 
@@ -25,6 +26,8 @@ BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 _INDENT = re.compile(r"^(\s*)")
 
+
+__all__ = ["MarkerError", "has_solution", "make_student_notebook", "make_student_files", "find_notebooks"]
 
 class MarkerError(ValueError):
     """A solution region is malformed (a BEGIN without END, or the reverse)."""
@@ -65,13 +68,26 @@ def _markdown_stub(indent: str) -> list[str]:
     return [f"{indent}YOUR ANSWER HERE"]
 
 
+def _check_cell(cell) -> None:
+    if not isinstance(getattr(cell, "source", None), str):
+        raise TypeError(f"cell must be a notebook cell (with a str source), got "
+                        f"{type(cell).__name__}")
+
+
+def _check_nb(nb) -> None:
+    if not isinstance(getattr(nb, "cells", None), list):
+        raise TypeError(f"nb must be a notebook (nbformat.NotebookNode), got {type(nb).__name__}")
+
+
 def has_solution(cell) -> bool:
     """True if the cell holds a solution region."""
+    _check_cell(cell)
     return any(line.strip() == BEGIN for line in cell.source.splitlines())
 
 
 def make_student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Return the student version of a solution notebook (the input is not modified)."""
+    _check_nb(nb)
     student = copy.deepcopy(nb)
     for index, cell in enumerate(student.cells):
         if cell.cell_type == "code":
@@ -105,7 +121,13 @@ def find_notebooks(paths) -> list[Path]:
 
 def make_student_files(paths: list[Path], out_dir: Path) -> list[Path]:
     """Write the student version of each notebook (or of every notebook in a folder) to ``out_dir``."""
+    if not isinstance(paths, (list, tuple)) or not paths:
+        raise TypeError(f"paths must be a non-empty list of notebook or folder paths, got "
+                        f"{paths!r}")
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise TypeError(f"out_dir must be a folder path, got {type(out_dir).__name__}")
     notebooks = find_notebooks(paths)
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in notebooks:

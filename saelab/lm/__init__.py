@@ -16,10 +16,10 @@ from saelab.lm.features import (Context, Histogram, LogitEffect, activation_hist
                                 latent_activations, latent_density, logit_effect,
                                 token_strings, top_contexts)
 from saelab.lm.harvesting import (harvest, iter_activations, keep_mask, read_text_files,
-                               run_to_hook, token_windows)
-from saelab.lm.models import (SHIPPED_MODEL, ModelUnavailableError, check_hook_name,
-                              default_hook_name, gpt2_like_config,
-                              hook_width, hub_reachable, load_model, save_model)
+                               token_windows)
+from saelab.lm.hooks import check_hook_name, default_hook_name, hook_width, run_to_hook
+from saelab.lm.models import (SHIPPED_MODEL, ModelUnavailableError, gpt2_like_config,
+                              hub_reachable, load_model, save_model)
 from saelab.lm.splice import (CELosses, ce_loss_recovered, ce_losses, check_sae_width,
                               delta_ce_loss, reconstruct, splice_hook)
 from saelab.lm.tiny import shipped_texts

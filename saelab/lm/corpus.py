@@ -20,7 +20,7 @@ import sysconfig
 from pathlib import Path
 from typing import NamedTuple
 
-from saelab._checks import check_probability
+from saelab._checks import check_instance, check_probability
 
 __all__ = ["CorpusSplit", "python_docs_corpus", "split_documents"]
 
@@ -90,6 +90,9 @@ def python_docs_corpus(stdlib_root=None) -> list[str]:
 def split_documents(docs: list[str], heldout_fraction: float = 0.05) -> CorpusSplit:
     """Split ``docs`` by a hash of each document's text: the same text always lands on the same side."""
     check_probability("heldout_fraction", heldout_fraction)
+    check_instance("docs", docs, (list, tuple), "a list of str")
+    if not all(isinstance(d, str) for d in docs):
+        raise TypeError("docs must be a list of str, got an item of another type")
     train, heldout = [], []
     for doc in docs:
         h = int.from_bytes(hashlib.sha256(doc.encode("utf-8")).digest()[:8], "big") / 2**64

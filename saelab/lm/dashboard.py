@@ -22,6 +22,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 
+from saelab._checks import check_instance, check_int_in_range, check_positive, check_sae
 from saelab.lm.features import (Context, activation_histogram, latent_activations,
                                 latent_density, logit_effect, top_contexts)
 from saelab.lm.harvesting import _special_ids, keep_mask
@@ -36,6 +37,7 @@ _SHADE = "rgba(255, 120, 0, {:.2f})"  # orange, opacity = activation / max activ
 
 def show_token(s: str) -> str:
     """A token's text made visible in HTML: newlines as the return sign, tabs as an arrow."""
+    check_instance("s", s, str, "a str")
     return html.escape(s).replace("\n", "\u21b5").replace("\t", "\u21e5")
 
 
@@ -46,6 +48,8 @@ def context_html(ctx: Context, scale: float) -> str:
     focusable, so that a tap on a touch screen shows the value too (see :data:`PANEL_CSS`). The
     line wraps rather than being cut at the panel's edge.
     """
+    check_instance("ctx", ctx, Context, "a Context (from top_contexts)")
+    scale = check_positive("scale", scale)
     spans = []
     for j, (s, a) in enumerate(zip(ctx.strings, ctx.acts)):
         style = f"background:{_SHADE.format(min(max(a / scale, 0.0), 1.0))}"
@@ -142,6 +146,7 @@ def steering_panel(model, prompt: str, hook_name: str, direction: torch.Tensor, 
     For each: the five likeliest next tokens with their probabilities, the total probability of
     the ``promoted`` token ids (the latent's logit-effect tokens), and the greedy continuation.
     """
+    check_instance("prompt", prompt, str, "a str")
     control = random_direction(direction, seed)
     tokens = model.to_tokens(prompt)  # [1, pos]
     promoted = [int(i) for i in promoted]
@@ -171,6 +176,8 @@ def steering_widget(model, sae, prompt: str, hook_name: str, latents: Sequence[i
     if len(latents) == 0 or len(alphas) == 0:
         raise ValueError(f"need at least one latent and one alpha, got {list(latents)} and "
                          f"{list(alphas)}")
+    check_sae("sae", sae)
+    latents = [check_int_in_range("latents", i, 0, sae.cfg.d_sae - 1) for i in latents]
     rows = []
     for i in latents:
         row = sae.W_dec[int(i)].detach()

@@ -10,11 +10,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from saelab._checks import check_instance
 
 __all__ = ["read_shards", "write_shards"]
 
@@ -30,6 +33,8 @@ def read_shards(cache_dir, meta: dict) -> Iterator[torch.Tensor] | None:
 
     Raises ValueError if ``cache_dir`` holds a complete cache of a different harvest.
     """
+    check_instance("meta", meta, dict, "a dict describing the harvest")
+    check_instance("cache_dir", cache_dir, (str, os.PathLike), "a folder path")
     cache_dir = Path(cache_dir)
     manifest = cache_dir / "meta.json"
     if not manifest.is_file():
@@ -46,6 +51,14 @@ def read_shards(cache_dir, meta: dict) -> Iterator[torch.Tensor] | None:
 
 def write_shards(cache_dir, meta: dict, batches: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
     """Pass ``batches`` through, saving each as a shard; write the manifest after the last."""
+    check_instance("meta", meta, dict, "a dict describing the harvest")
+    check_instance("cache_dir", cache_dir, (str, os.PathLike), "a folder path")
+    if not hasattr(batches, "__iter__"):
+        raise TypeError(f"batches must be an iterable of tensors, got {type(batches).__name__}")
+    return _write(cache_dir, meta, batches)
+
+
+def _write(cache_dir, meta: dict, batches) -> Iterator[torch.Tensor]:
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     for old in cache_dir.glob("shard_*.safetensors"):  # leftovers of an interrupted harvest

@@ -17,9 +17,9 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import torch
 
-from saelab._checks import check_int_in_range
-from saelab.lm.harvesting import _special_ids, keep_mask, run_to_hook
-from saelab.lm.models import check_hook_name
+from saelab._checks import check_int_in_range, check_not_none, check_tensor
+from saelab.lm.harvesting import _special_ids, keep_mask
+from saelab.lm.hooks import check_hook_name, run_to_hook
 from saelab.lm.splice import check_sae_width
 
 __all__ = ["Context", "Histogram", "LogitEffect", "latent_activations", "top_contexts",
@@ -58,7 +58,11 @@ class LogitEffect(NamedTuple):
 
 def token_strings(model, ids) -> list[str]:
     """Each token id as its text (``"<id>"`` when the model has no tokenizer)."""
-    ids = [int(i) for i in ids]
+    check_not_none("ids", ids, "a sequence of token ids")
+    try:
+        ids = [int(i) for i in ids]
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"ids must be a sequence of integer token ids, got {ids!r}") from err
     if getattr(model, "tokenizer", None) is None:
         return [f"<{i}>" for i in ids]
     return [model.tokenizer.decode([i]) for i in ids]
@@ -74,7 +78,7 @@ def latent_activations(model, sae, tokens: torch.Tensor, hook_name: str, latents
     """
     check_hook_name(model, hook_name)
     check_sae_width(model, sae, hook_name)
-    latents = [check_int_in_range("latent", int(i), 0, sae.cfg.d_sae - 1) for i in latents]
+    latents = [check_int_in_range("latents", int(i), 0, sae.cfg.d_sae - 1) for i in latents]
     bos, pad = _special_ids(model, bos_token_id, pad_token_id)
     dtype = sae.W_enc.dtype
     out = []
@@ -114,6 +118,11 @@ def top_contexts(model, tokens: torch.Tensor, acts: torch.Tensor, k: int = 10,
 
 def latent_density(acts: torch.Tensor, keep: torch.Tensor) -> float:
     """Fraction of kept tokens (``keep`` bool, same shape as ``acts``) where the latent fires."""
+    check_tensor("acts", acts, finite=False)
+    check_tensor("keep", keep, floating=False)
+    if keep.dtype != torch.bool or keep.shape != acts.shape:
+        raise ValueError(f"keep must be a bool tensor of the shape of acts {tuple(acts.shape)}, "
+                         f"got {keep.dtype} {tuple(keep.shape)}")
     n = int(keep.sum())
     if n == 0:
         raise ValueError("keep selects no tokens")
@@ -123,6 +132,7 @@ def latent_density(acts: torch.Tensor, keep: torch.Tensor) -> float:
 def activation_histogram(acts: torch.Tensor, bins: int = 30) -> Histogram:
     """Histogram of a latent's non-zero activations (zeros would swamp it; see the density)."""
     check_int_in_range("bins", bins, 1)
+    check_tensor("acts", acts, finite=False, nonempty=False)
     nz = acts[acts > 0].double().cpu().numpy()
     if nz.size == 0:
         return Histogram(np.zeros(bins, dtype=np.int64), np.linspace(0.0, 1.0, bins + 1))

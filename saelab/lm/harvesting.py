@@ -13,49 +13,24 @@ memory. Taught in Chapter 6.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from pathlib import Path
 from typing import Iterator
 
 import torch
 from tqdm.auto import tqdm
 
-from saelab._checks import check_int_in_range
+from saelab._checks import check_instance, check_int_in_range, check_not_none, check_token_ids
 from saelab.lm.disk_cache import read_shards, write_shards
-from saelab.lm.models import check_hook_name
+from saelab.lm.hooks import _check_model, check_hook_name, hook_width, run_to_hook
 
 __all__ = ["run_to_hook", "token_windows", "keep_mask", "iter_activations", "harvest",
            "read_text_files"]
 
 
-class _StopForward(Exception):
-    """Raised by the capture hook to end the forward pass at the hook's layer."""
-
-
-@torch.no_grad()
-def run_to_hook(model, tokens: torch.Tensor, hook_name: str) -> torch.Tensor:
-    """Activations at ``hook_name`` for ``tokens`` [b, pos]; the layers after it never run.
-
-    Returns [b, pos, d]: trailing dims of per-head hooks (``hook_z`` [b, pos, head, d_head]) are
-    flattened into one.
-    """
-    store = {}
-
-    def grab(act, hook):
-        store["act"] = act.detach()
-        raise _StopForward
-
-    try:
-        model.run_with_hooks(tokens, fwd_hooks=[(hook_name, grab)])
-    except _StopForward:
-        pass
-    if "act" not in store:
-        raise ValueError(f"hook_name {hook_name!r} did not fire in the forward pass")
-    act = store["act"]
-    return act.reshape(*act.shape[:2], -1)  # [b, pos, d]
-
-
 def read_text_files(paths) -> Iterator[str]:
     """Yield the text of each file in ``paths`` (a path, a folder of ``*.txt`` or a list)."""
+    check_instance("paths", paths, (str, Path, list, tuple), "a path, a folder or a list of paths")
     if isinstance(paths, (str, Path)):
         p = Path(paths)
         paths = sorted(p.glob("*.txt")) if p.is_dir() else [p]
@@ -73,32 +48,70 @@ def _texts(corpus, text_column: str) -> Iterator[str]:
             yield text
 
 
+def _iter_windows(tok, corpus, seq_len: int, text_column: str) -> Iterator[list[int]]:
+    """Windows of BOS + seq_len - 1 tokens, tokenising one document at a time (lazy).
+
+    Memory holds one document's tokens and one partial window, whatever the corpus size.
+    """
+    bos, need, body = tok.bos_token_id, seq_len - 1, []
+    for text in _texts(corpus, text_column):
+        body.extend(tok(text, add_special_tokens=False)["input_ids"])
+        body.append(bos)  # EOS between texts
+        start = 0
+        while len(body) - start >= need:
+            yield [bos] + body[start:start + need]
+            start += need
+        del body[:start]
+
+
+def _window_batches(model, corpus, seq_len: int, batch_size: int, max_windows: int | None,
+                    text_column: str) -> Iterator[torch.Tensor]:
+    """LongTensor batches [<= batch_size, seq_len] of windows, produced lazily from text."""
+    windows = _iter_windows(model.tokenizer, corpus, seq_len, text_column)
+    if max_windows is not None:
+        windows = itertools.islice(windows, max_windows)
+    while True:
+        batch = list(itertools.islice(windows, batch_size))
+        if not batch:
+            return
+        yield torch.tensor(batch, dtype=torch.long)  # [b, seq_len]
+
+
+def _check_text_corpus(model, corpus, seq_len) -> None:
+    _check_seq_len(model, seq_len)
+    check_not_none("corpus", corpus, "an iterable of strings (or of dicts with a text field)")
+    if isinstance(corpus, str):
+        raise ValueError("corpus must be a list of strings, not one string: wrap it in [...]")
+    if not hasattr(corpus, "__iter__"):
+        raise TypeError(f"corpus must be an iterable of strings, got {type(corpus).__name__}")
+    if model.tokenizer is None:
+        raise ValueError("model has no tokenizer, so corpus must already be token windows: "
+                         "pass a LongTensor [n_windows, seq_len]")
+
+
+def _no_text_error(seq_len: int) -> ValueError:
+    return ValueError(f"corpus holds no text (or fewer than seq_len - 1 = {seq_len - 1} tokens); "
+                      f"pass a non-empty list of strings or text files")
+
+
 def token_windows(model, corpus, seq_len: int, *, max_windows: int | None = None,
                   text_column: str = "text") -> torch.Tensor:
     """Cut a text corpus into windows [n_windows, seq_len]: BOS then seq_len - 1 corpus tokens.
 
     ``corpus`` is an iterable of strings (or of dicts with a ``text_column`` field, as a Hugging
     Face ``datasets`` dataset yields); texts are joined with the model's EOS/BOS token between
-    them, and the ragged tail is dropped. ``model`` needs a tokenizer.
+    them, and the ragged tail is dropped. ``model`` needs a tokenizer. Documents are tokenised
+    one at a time, and windows are packed into tensors in blocks, so memory is the result
+    (8 bytes per token) plus one document; ``iter_activations`` streams without the result.
     """
-    _check_seq_len(model, seq_len)
-    tok = model.tokenizer
-    if tok is None:
-        raise ValueError("model has no tokenizer, so corpus must already be token windows: "
-                         "pass a LongTensor [n_windows, seq_len]")
-    bos = tok.bos_token_id
-    body, need, windows = [], seq_len - 1, []
-    for text in _texts(corpus, text_column):
-        body.extend(tok(text, add_special_tokens=False)["input_ids"] + [bos])  # EOS between texts
-        while len(body) >= need:
-            windows.append([bos] + body[:need])
-            body = body[need:]
-            if max_windows is not None and len(windows) >= max_windows:
-                return torch.tensor(windows, dtype=torch.long)
-    if not windows:
-        raise ValueError(f"corpus holds no text (or fewer than seq_len - 1 = {need} tokens); "
-                         f"pass a non-empty list of strings or text files")
-    return torch.tensor(windows, dtype=torch.long)  # [n_windows, seq_len]
+    _check_model(model)
+    _check_text_corpus(model, corpus, seq_len)
+    if max_windows is not None:
+        check_int_in_range("max_windows", max_windows, 1)
+    blocks = list(_window_batches(model, corpus, seq_len, 4096, max_windows, text_column))
+    if not blocks:
+        raise _no_text_error(seq_len)
+    return torch.cat(blocks)  # [n_windows, seq_len]
 
 
 def _check_seq_len(model, seq_len: int) -> None:
@@ -123,6 +136,9 @@ def keep_mask(tokens: torch.Tensor, bos_token_id: int | None, pad_token_id: int 
 
     With GPT-2, BOS, EOS and padding are the same token, so every ``<|endoftext|>`` is dropped.
     """
+    check_token_ids("tokens", tokens)
+    if tokens.ndim != 2:
+        raise ValueError(f"tokens must be 2-dimensional [b, pos], got shape {tuple(tokens.shape)}")
     keep = torch.ones_like(tokens, dtype=torch.bool)  # [b, pos]
     if drop_first:
         keep[:, 0] = False
@@ -135,14 +151,12 @@ def keep_mask(tokens: torch.Tensor, bos_token_id: int | None, pad_token_id: int 
 def _as_windows(model, corpus, seq_len, max_tokens, text_column) -> torch.Tensor:
     if isinstance(corpus, torch.Tensor):
         if corpus.dtype != torch.long or corpus.ndim != 2 or corpus.shape[0] == 0:
-            raise ValueError(f"token corpus must be a non-empty LongTensor [n_windows, seq_len], "
+            raise ValueError(f"corpus of token windows must be a non-empty LongTensor [n_windows, seq_len], "
                              f"got {corpus.dtype} of shape {tuple(corpus.shape)}")
         _check_seq_len(model, int(corpus.shape[1]))
         if corpus.min() < 0 or corpus.max() >= model.cfg.d_vocab:
-            raise ValueError(f"token corpus ids must lie in 0..{model.cfg.d_vocab - 1}")
+            raise ValueError(f"corpus token ids must lie in 0..{model.cfg.d_vocab - 1}")
         return corpus
-    if isinstance(corpus, str):
-        raise ValueError("corpus must be a list of strings, not one string: wrap it in [...]")
     max_windows = None if max_tokens is None else -(-max_tokens // (seq_len - 1))
     return token_windows(model, corpus, seq_len, max_windows=max_windows, text_column=text_column)
 
@@ -164,6 +178,8 @@ def iter_activations(model, corpus, hook_name: str = "blocks.6.hook_resid_pre", 
     model : HookedTransformer
     corpus : iterable of str, datasets.Dataset, or LongTensor [n_windows, seq_len]
         Text (needs ``model.tokenizer``) or ready token windows (``seq_len`` is then their width).
+        Text is tokenised lazily, one document at a time as batches are consumed, so memory does
+        not grow with the corpus; with ``cache_dir`` the windows are built first (to hash them).
     hook_name : str
         A TransformerLens hook name; the forward pass stops right after it.
     seq_len, batch_size : int
@@ -180,8 +196,16 @@ def iter_activations(model, corpus, hook_name: str = "blocks.6.hook_resid_pre", 
     check_int_in_range("batch_size", batch_size, 1)
     if max_tokens is not None:
         check_int_in_range("max_tokens", max_tokens, 1)
-    windows = _as_windows(model, corpus, seq_len, max_tokens, text_column)  # [n, seq_len]
     bos, pad = _special_ids(model, bos_token_id, pad_token_id)
+    if cache_dir is None and not isinstance(corpus, torch.Tensor):  # text: stream it lazily
+        _check_text_corpus(model, corpus, seq_len)
+        max_windows = None if max_tokens is None else -(-max_tokens // (seq_len - 1))
+        batches = _window_batches(model, corpus, seq_len, batch_size, max_windows, text_column)
+        first = next(batches, None)  # tokenises only until the first batch is full
+        if first is None:
+            raise _no_text_error(seq_len)
+        return _forward(model, itertools.chain([first], batches), hook_name, bos, pad, progress)
+    windows = _as_windows(model, corpus, seq_len, max_tokens, text_column)  # [n, seq_len]
     if cache_dir is None:
         return _forward_batches(model, windows, hook_name, batch_size, bos, pad, progress)
     meta = _cache_meta(model, hook_name, windows, (bos, pad))
@@ -193,10 +217,16 @@ def iter_activations(model, corpus, hook_name: str = "blocks.6.hook_resid_pre", 
 
 
 def _forward_batches(model, windows, hook_name, batch_size, bos, pad, progress):
-    starts = range(0, windows.shape[0], batch_size)
-    bar = tqdm(starts, desc=f"harvest {hook_name}", unit="batch", disable=not progress)
-    for s in bar:
-        toks = windows[s:s + batch_size].to(model.cfg.device)  # [b, seq_len]
+    batches = (windows[s:s + batch_size] for s in range(0, windows.shape[0], batch_size))
+    total = -(-windows.shape[0] // batch_size)
+    return _forward(model, batches, hook_name, bos, pad, progress, total)
+
+
+def _forward(model, batches, hook_name, bos, pad, progress, total=None):
+    bar = tqdm(batches, total=total, desc=f"harvest {hook_name}", unit="batch",
+               disable=not progress)
+    for toks in bar:
+        toks = toks.to(model.cfg.device)  # [b, seq_len]
         act = run_to_hook(model, toks, hook_name)  # [b, seq_len, d]
         yield act[keep_mask(toks, bos, pad)]  # [n_kept, d]
 
@@ -205,9 +235,28 @@ def harvest(model, corpus, hook_name: str = "blocks.6.hook_resid_pre", **kwargs)
     """All activations at ``hook_name`` in one tensor [n_tokens, d] (BOS and padding dropped).
 
     Takes the arguments of ``iter_activations``. For more rows than fit in memory, stream
-    ``iter_activations`` through an ``ActivationBuffer`` instead. Chapter 6.
+    ``iter_activations`` through an ``ActivationBuffer`` instead. The result is allocated once
+    (its row count comes from the token windows, its width from ``hook_width``) and filled
+    batch by batch, so peak memory is the result plus one batch. Chapter 6.
     """
-    rows = list(iter_activations(model, corpus, hook_name, **kwargs))
-    if not rows or sum(r.shape[0] for r in rows) == 0:
+    _check_model(model)
+    check_hook_name(model, hook_name)
+    window_args = {k: kwargs.pop(k) for k in ("seq_len", "max_tokens", "text_column")
+                   if k in kwargs}
+    seq_len = window_args.get("seq_len", 128)
+    windows = _as_windows(model, corpus, seq_len, window_args.get("max_tokens"),
+                          window_args.get("text_column", "text"))  # [n, seq_len], 8 B per token
+    bos, pad = _special_ids(model, kwargs.get("bos_token_id", "auto"),
+                            kwargs.get("pad_token_id", "auto"))
+    n_rows = int(keep_mask(windows, bos, pad).sum())
+    if n_rows == 0:
         raise ValueError("corpus yielded no activations (every position was BOS or padding)")
-    return torch.cat(rows)  # [n_tokens, d]
+    out = torch.empty(n_rows, hook_width(model, hook_name), dtype=model.cfg.dtype,
+                      device=model.cfg.device)  # [n_tokens, d]
+    filled = 0
+    for rows in iter_activations(model, windows, hook_name, **kwargs):  # [n_kept, d]
+        out[filled:filled + rows.shape[0]] = rows
+        filled += rows.shape[0]
+    if filled != n_rows:
+        raise RuntimeError(f"harvest expected {n_rows} rows but the hook gave {filled}")
+    return out

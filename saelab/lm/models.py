@@ -25,16 +25,18 @@ from urllib.parse import urlparse
 
 import torch
 
-__all__ = ["SHIPPED_MODEL", "ModelUnavailableError", "gpt2_like_config", "load_model", "save_model",
-           "check_hook_name", "default_hook_name", "hook_width", "hub_reachable"]
+from saelab._checks import check_instance, check_positive
+from saelab.lm.hooks import check_hook_name, default_hook_name, hook_width  # noqa: F401 (moved)
+
+__all__ = ["SHIPPED_MODEL", "SHIPPED_DIR", "ModelUnavailableError", "gpt2_like_config",
+           "load_model", "save_model", "hub_reachable"]
 
 SHIPPED_MODEL = "saelab-tiny"
 """Name of the small language model the course ships for offline use."""
+SHIPPED_DIR = Path(__file__).parent / "shipped" / SHIPPED_MODEL
+"""Its folder inside the package (config, safetensors weights, tokenizer, training log)."""
 
 CONNECT_TIMEOUT_S = 3.0  # one TCP connect to the hub; offline machines fail it at once or here
-
-# Hooks whose activations are not indexed [batch, pos, ...]: no per-token SAE input.
-_NOT_PER_TOKEN = ("hook_attn_scores", "hook_pattern")
 
 
 class ModelUnavailableError(OSError):
@@ -49,6 +51,7 @@ def _fallback_hint() -> str:
 
 def hub_reachable(timeout: float = CONNECT_TIMEOUT_S) -> bool:
     """True if a TCP connection to the Hugging Face hub (``HF_ENDPOINT``) opens within ``timeout``."""
+    check_positive("timeout", timeout)
     url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
@@ -94,6 +97,10 @@ def save_model(model, path) -> Path:
     """
     from safetensors.torch import save_file
 
+    if not hasattr(model, "cfg") or not hasattr(model, "state_dict"):
+        raise TypeError(f"model must be a TransformerLens HookedTransformer, got "
+                        f"{type(model).__name__}")
+    check_instance("path", path, (str, os.PathLike), "a folder path")
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     cfg = {}
@@ -124,9 +131,32 @@ def _load_local(path: Path, device):
 
         tokenizer = load_tokenizer(path)
     model = HookedTransformer(cfg, tokenizer=tokenizer)
-    model.load_state_dict(load_file(str(path / "model.safetensors")), strict=False)
+    state = load_file(str(path / "model.safetensors"))
+    want = set(model.state_dict())
+    missing, extra = sorted(want - set(state)), sorted(set(state) - want)
+    if missing or extra:  # strict: a missing tensor would otherwise keep its random init
+        raise ValueError(f"name {str(path)!r}: model.safetensors does not match config.json: "
+                         f"missing tensors {missing[:5]}{' ...' if len(missing) > 5 else ''}, "
+                         f"unexpected tensors {extra[:5]}{' ...' if len(extra) > 5 else ''}")
+    model.load_state_dict(state, strict=True)
     model.eval()
     return model.to(device) if device is not None else model
+
+
+# TransformerLens loads these organisations' checkpoints with torch.load(weights_only=False)
+# (pickle, which can run code), and NEED_REMOTE_CODE_MODELS with trust_remote_code=True.
+_PICKLE_ORGS = ("NeelNanda/", "ArthurConmy/", "Baidicoot/")
+
+
+def _refuse_unsafe(name: str) -> None:
+    from transformer_lens import loading
+
+    remote_code = tuple(getattr(loading, "NEED_REMOTE_CODE_MODELS", ()))
+    if name.startswith(_PICKLE_ORGS) or (remote_code and name.startswith(remote_code)):
+        raise ValueError(f"name {name!r} is refused: TransformerLens would load it through "
+                         f"pickle or remote code, which can run arbitrary code. saelab loads "
+                         f"only safetensors weights and its own folders; use \"gpt2\", "
+                         f'"{SHIPPED_MODEL}" or a folder written by saelab.lm.save_model')
 
 
 def load_model(name: str = "gpt2", device=None):
@@ -146,15 +176,15 @@ def load_model(name: str = "gpt2", device=None):
         The weights are neither cached nor downloadable (offline), or the shipped model's files
         are missing. The message says how to fall back.
     ValueError
-        A name TransformerLens does not know (with the close names it does know).
+        A name TransformerLens does not know (with the close names it does know); a model
+        TransformerLens would load through pickle or remote code (refused, with the reason); a
+        local folder whose tensors do not match its config exactly (strict loading).
     """
     if isinstance(name, Path) or (isinstance(name, str) and Path(name).is_dir()):
         return _load_local(Path(name), device)
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a model name or a folder path, got {name!r}")
     if name == SHIPPED_MODEL:
-        from saelab.lm.tiny import SHIPPED_DIR
-
         if not (SHIPPED_DIR / "model.safetensors").is_file():
             raise ModelUnavailableError(
                 f"the shipped model's files are missing from {SHIPPED_DIR}; rebuild them with "
@@ -162,12 +192,14 @@ def load_model(name: str = "gpt2", device=None):
         return _load_local(SHIPPED_DIR, device)
     from transformer_lens import HookedTransformer, loading
 
+    _refuse_unsafe(name)
     try:
         repo = loading.get_official_model_name(name)
     except ValueError:
         close = difflib.get_close_matches(name, loading.OFFICIAL_MODEL_NAMES, n=5)
         raise ValueError(f"name {name!r} is not a TransformerLens model; close names: {close}; "
                          f'or use "{SHIPPED_MODEL}"') from None
+    _refuse_unsafe(repo)
     if not _cached(repo):
         if _hf_offline():
             raise ModelUnavailableError(
@@ -177,42 +209,7 @@ def load_model(name: str = "gpt2", device=None):
             raise ModelUnavailableError(
                 f"cannot load {name!r}: its weights are not in the Hugging Face cache and the "
                 f"hub cannot be reached (no internet?). {_fallback_hint()}")
-    model = HookedTransformer.from_pretrained(name, device=device)
+    # use_safetensors: transformers refuses pickled pytorch_model.bin weights instead of loading them
+    model = HookedTransformer.from_pretrained(name, device=device, use_safetensors=True)
     model.eval()
     return model
-
-
-def default_hook_name(model) -> str:
-    """The middle residual stream, ``blocks.{n_layers // 2}.hook_resid_pre``: the site Chapter 6 uses.
-
-    For GPT-2 small (12 layers) this is ``blocks.6.hook_resid_pre``, for saelab-tiny (4 layers)
-    ``blocks.2.hook_resid_pre``.
-    """
-    return f"blocks.{model.cfg.n_layers // 2}.hook_resid_pre"
-
-
-def check_hook_name(model, hook_name: str) -> str:
-    """Return ``hook_name`` if ``model`` has that hook point and its activations are per token.
-
-    Unknown names raise ``ValueError`` listing the valid names that are close (difflib).
-    """
-    if not isinstance(hook_name, str) or hook_name not in model.hook_dict:
-        close = difflib.get_close_matches(str(hook_name), list(model.hook_dict), n=5, cutoff=0.5)
-        hint = f"close valid names: {close}" if close else (
-            f"valid names look like {list(model.hook_dict)[:3]} (see model.hook_dict)")
-        raise ValueError(f"hook_name {hook_name!r} is not a hook of this model; {hint}")
-    if hook_name.endswith(_NOT_PER_TOKEN):
-        raise ValueError(f"hook_name {hook_name!r} holds attention scores [batch, head, query, "
-                         f"key], not one vector per token; choose a residual, MLP or attention "
-                         f"output hook")
-    return hook_name
-
-
-@torch.no_grad()
-def hook_width(model, hook_name: str) -> int:
-    """Width of one token's activation at ``hook_name`` (trailing dims flattened), by a probe pass."""
-    from saelab.lm.harvesting import run_to_hook
-
-    check_hook_name(model, hook_name)
-    probe = torch.zeros(1, 1, dtype=torch.long, device=model.cfg.device)
-    return int(run_to_hook(model, probe, hook_name).shape[-1])

@@ -18,9 +18,9 @@ from typing import NamedTuple
 import torch
 
 from saelab import metrics
-from saelab._checks import check_int_in_range
+from saelab._checks import check_instance, check_int_in_range, check_tensor
 from saelab.lm.harvesting import _special_ids, keep_mask
-from saelab.lm.models import check_hook_name, hook_width
+from saelab.lm.hooks import check_hook_name, hook_width
 
 __all__ = ["CELosses", "reconstruct", "splice_hook", "ce_losses", "ce_loss_recovered",
            "delta_ce_loss", "check_sae_width"]
@@ -34,8 +34,17 @@ class CELosses(NamedTuple):
     zero_ablated: float
 
 
+def _check_sae_module(sae) -> None:
+    """Any callable module that maps activations to an ``SAEOutput`` (or a reconstruction)."""
+    if not callable(sae):
+        got = "None" if sae is None else type(sae).__name__
+        raise TypeError(f"sae must be an SAE module (saelab.torch_sae) or a callable returning "
+                        f"the reconstruction, got {got}")
+
+
 def check_sae_width(model, sae, hook_name: str) -> None:
     """Raise ValueError if the SAE's ``d_in`` differs from the width of ``hook_name``."""
+    _check_sae_module(sae)
     d_in = getattr(getattr(sae, "cfg", None), "d_in", None)
     width = hook_width(model, hook_name)
     if d_in is not None and d_in != width:
@@ -45,6 +54,8 @@ def check_sae_width(model, sae, hook_name: str) -> None:
 
 def reconstruct(sae, x: torch.Tensor) -> torch.Tensor:
     """The SAE's reconstruction of rows x [n, d] in x's dtype: ``sae(x).x_hat`` (or ``sae(x)``)."""
+    _check_sae_module(sae)
+    check_tensor("x", x, 2, finite=False)
     dtype = getattr(getattr(sae, "W_enc", None), "dtype", x.dtype)
     out = sae(x.to(dtype))
     x_hat = out.x_hat if hasattr(out, "x_hat") else out  # [n, d]
@@ -54,6 +65,9 @@ def reconstruct(sae, x: torch.Tensor) -> torch.Tensor:
 def splice_hook(sae, keep: torch.Tensor | None = None):
     """A TransformerLens hook replacing the activation by its reconstruction where ``keep``."""
 
+    _check_sae_module(sae)
+    if keep is not None:
+        check_instance("keep", keep, torch.Tensor, "a bool tensor [b, pos] or None")
     def hook(act, hook):
         flat = act.reshape(*act.shape[:2], -1)  # [b, pos, d]
         x_hat = reconstruct(sae, flat.reshape(-1, flat.shape[-1])).reshape(flat.shape)
@@ -127,9 +141,11 @@ def ce_losses(model, sae, tokens: torch.Tensor, hook_name: str = "blocks.6.hook_
 
 def ce_loss_recovered(losses: CELosses) -> float:
     """``(CE_zero - CE_sae) / (CE_zero - CE_clean)`` of a ``CELosses`` (saelab.metrics)."""
+    check_instance("losses", losses, CELosses, "a CELosses (from ce_losses)")
     return metrics.ce_loss_recovered(losses.clean, losses.spliced, losses.zero_ablated)
 
 
 def delta_ce_loss(losses: CELosses) -> float:
     """``CE_sae - CE_clean`` of a ``CELosses``, nats per token (saelab.metrics)."""
+    check_instance("losses", losses, CELosses, "a CELosses (from ce_losses)")
     return metrics.delta_ce_loss(losses.clean, losses.spliced)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from saelab._checks import check_int_in_range
-from saelab.lm.models import check_hook_name
+from saelab._checks import check_int_in_range, check_real, check_tensor
+from saelab.lm.hooks import check_hook_name
 
 __all__ = ["steering_hook", "random_direction", "steered_logits", "generate_steered"]
 
@@ -21,6 +21,8 @@ __all__ = ["steering_hook", "random_direction", "steered_logits", "generate_stee
 def steering_hook(direction: torch.Tensor, alpha: float):
     """A TransformerLens hook adding ``alpha * direction`` [d] to the activation at every position."""
 
+    check_tensor("direction", direction, 1, finite=True)
+    alpha = check_real("alpha", alpha)
     def hook(act, hook):
         return act + alpha * direction.to(act)  # [b, pos, d]
 
@@ -29,6 +31,8 @@ def steering_hook(direction: torch.Tensor, alpha: float):
 
 def random_direction(direction: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """A uniformly random direction with the norm of ``direction`` (the steering control)."""
+    check_tensor("direction", direction, 1, finite=True)
+    check_int_in_range("seed", seed, 0)
     g = torch.Generator().manual_seed(seed)
     r = torch.randn(direction.shape, generator=g, dtype=torch.float64)
     r = r / r.norm() * direction.detach().double().cpu().norm()
@@ -37,6 +41,7 @@ def random_direction(direction: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 def _check(model, hook_name, direction):
     check_hook_name(model, hook_name)
+    check_tensor("direction", direction, finite=True)
     if direction.ndim != 1 or direction.shape[0] != model.cfg.d_model:
         raise ValueError(f"direction must have shape ({model.cfg.d_model},) (d_model), "
                          f"got {tuple(direction.shape)}")

@@ -33,13 +33,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from saelab._checks import check_int_in_range, check_positive
+from saelab._checks import (check_int_in_range, check_nonnegative, check_positive,
+                            check_probability, check_token_ids)
+from saelab.lm.models import SHIPPED_DIR, gpt2_like_config, save_model
 
 __all__ = ["SHIPPED_DIR", "TinyConfig", "shipped_texts", "encode_documents", "pack_windows",
            "ngram_baselines", "heldout_loss", "train_tiny"]
 
-SHIPPED_DIR = Path(__file__).parent / "shipped" / "saelab-tiny"
-"""Folder of the shipped model inside the installed package."""
 
 DOC_SEPARATOR = "\n\n<|endoftext|>\n\n"  # between documents in the shipped text files
 
@@ -61,6 +61,20 @@ class TinyConfig:
     weight_decay: float = 0.1  # on matrices only (not biases, LayerNorm or embeddings)
     eval_every: int = 100  # steps between held-out evaluations in the log
     seed: int = 0  # model init, window order
+
+    def __post_init__(self) -> None:
+        for name in ("n_layers", "d_model", "n_heads", "n_ctx", "batch_size"):
+            check_int_in_range(name, getattr(self, name), 1)
+        check_int_in_range("vocab_size", self.vocab_size, 2)
+        check_int_in_range("warmup_steps", self.warmup_steps, 0)
+        check_int_in_range("seed", self.seed, 0)
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model must be a multiple of n_heads = {self.n_heads}, "
+                             f"got {self.d_model}")
+        check_probability("heldout_fraction", self.heldout_fraction)
+        for name in ("epochs", "lr"):
+            check_positive(name, getattr(self, name))
+        check_nonnegative("weight_decay", self.weight_decay)
 
 
 def _write_docs(path: Path, docs: list[str]) -> None:
@@ -115,6 +129,10 @@ def ngram_baselines(train_windows: torch.Tensor, heldout_windows: torch.Tensor,
     Counted on the training windows' targets (positions 1..), scored on the same held-out targets
     as ``heldout_loss``: the baselines a language model has to beat.
     """
+    check_int_in_range("vocab_size", vocab_size, 1)
+    check_token_ids("train_windows", train_windows, vocab_size)
+    check_token_ids("heldout_windows", heldout_windows, vocab_size)
+
     def pairs(w):
         return w[:, :-1].reshape(-1), w[:, 1:].reshape(-1)  # (previous, target)
 
@@ -132,6 +150,8 @@ def ngram_baselines(train_windows: torch.Tensor, heldout_windows: torch.Tensor,
 @torch.no_grad()
 def heldout_loss(model, windows: torch.Tensor, batch_size: int = 64) -> float:
     """Mean next-token cross-entropy (nats/token) of ``model`` over ``windows`` [n, n_ctx]."""
+    check_int_in_range("batch_size", batch_size, 1)
+    check_token_ids("windows", windows, model.cfg.d_vocab)
     total, count = 0.0, 0
     for start in range(0, len(windows), batch_size):
         batch = windows[start:start + batch_size].to(model.cfg.device)
@@ -168,7 +188,6 @@ def train_tiny(out_dir, cfg: TinyConfig | None = None, docs: list[str] | None = 
     from transformer_lens import HookedTransformer
 
     from saelab.lm.corpus import python_docs_corpus, split_documents
-    from saelab.lm.models import gpt2_like_config, save_model
     from saelab.lm.tokenizer import train_tokenizer
 
     cfg = cfg or TinyConfig()

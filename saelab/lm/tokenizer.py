@@ -48,6 +48,9 @@ def wrap_tokenizer(tok, name: str = "saelab-bpe"):
     """
     from transformers import PreTrainedTokenizerFast
 
+    if not hasattr(tok, "token_to_id"):
+        raise TypeError(f"tok must be a tokenizers.Tokenizer (see train_tokenizer), got "
+                        f"{type(tok).__name__}")
     if tok.token_to_id(SPECIAL_TOKEN) is None:
         raise ValueError(f"the tokenizer has no {SPECIAL_TOKEN!r} token to use as BOS/EOS/pad")
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=SPECIAL_TOKEN,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from saelab._checks import check_float_dtype
+
 from saelab.numpy_sae.adam import Adam
 from saelab.numpy_sae.base import BaseSAE, recon_loss
 from saelab.numpy_sae.batchtopk import THRESHOLD_UNSET, BatchTopKSAE, batch_topk_relu
@@ -17,6 +19,7 @@ from saelab.numpy_sae.jumprelu import THRESHOLD_FLOOR, JumpReLUSAE, rectangle
 from saelab.numpy_sae.l1 import L1SAE
 from saelab.numpy_sae.matryoshka import MatryoshkaSAE, nested_recon_loss
 from saelab.numpy_sae.topk import TopKSAE, auxk_loss, topk_relu
+from saelab.numpy_sae.training import MAX_FVU, train_numpy_sae
 from saelab.sae_config import (BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config,
                                 MatryoshkaConfig, TopKConfig)
 
@@ -28,6 +31,7 @@ SAE_CLASSES = {"l1": L1SAE, "topk": TopKSAE, "jumprelu": JumpReLUSAE,
 
 def make_sae(cfg, rng=None, dtype=np.float32) -> BaseSAE:
     """Build the NumPy SAE of ``cfg``'s family (``L1Config`` -> ``L1SAE``, ...). Chapter 4."""
+    check_float_dtype("dtype", dtype)
     family = getattr(cfg, "family", None)
     if family not in SAE_CLASSES:
         raise ValueError(f"cfg must be an L1Config, TopKConfig, JumpReLUConfig, BatchTopKConfig, "
@@ -40,6 +44,9 @@ def from_torch(t_sae, dtype=None) -> BaseSAE:
 
     ``dtype=None`` keeps the tensors' dtype. Chapter 2.
     """
+    if not hasattr(t_sae, "state_dict") or getattr(getattr(t_sae, "cfg", None), "family",
+                                                   None) not in SAE_CLASSES:
+        raise TypeError(f"t_sae must be a saelab.torch_sae SAE, got {type(t_sae).__name__}")
     params = {name: t.detach().cpu().numpy() for name, t in t_sae.state_dict().items()}
     sae = make_sae(t_sae.cfg, dtype=dtype if dtype is not None else params["W_enc"].dtype)
     sae.load_parameters(params)
@@ -62,6 +69,8 @@ __all__ = [
     "SAE_CLASSES",
     "make_sae",
     "from_torch",
+    "train_numpy_sae",
+    "MAX_FVU",
     "recon_loss",
     "topk_relu",
     "auxk_loss",

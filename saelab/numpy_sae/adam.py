@@ -14,7 +14,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from saelab._checks import check_nonnegative, check_positive
+from saelab._checks import check_array, check_nonnegative, check_positive, check_shape
+
+MAX_LR = 1e3  # Adam moves each weight by about lr per step: beyond this no SAE trains, and
+# near 1e38 the float32 weights themselves overflow to inf
+
+
+def _check_lr(lr) -> float:
+    lr = check_nonnegative("lr", lr)
+    if lr > MAX_LR:
+        raise ValueError(f"lr must be at most {MAX_LR:g} (Adam moves every weight by about lr "
+                         f"per step), got {lr:g}")
+    return lr
 
 
 class Adam:
@@ -33,7 +44,16 @@ class Adam:
     """
 
     def __init__(self, params: dict, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
-        self.lr = check_nonnegative("lr", lr)
+        self.lr = _check_lr(lr)
+        if not isinstance(params, dict) or not params:
+            raise TypeError(f"params must be a non-empty dict of name -> ndarray (e.g. "
+                            f"sae.parameters()), got {type(params).__name__}")
+        for name, p in params.items():
+            if not isinstance(p, np.ndarray) or not np.issubdtype(p.dtype, np.floating):
+                raise TypeError(f"params[{name!r}] must be a floating-point ndarray, got "
+                                f"{getattr(p, 'dtype', type(p).__name__)}")
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         beta1, beta2 = betas
         for name, beta in (("betas[0]", beta1), ("betas[1]", beta2)):
             if not 0.0 <= check_nonnegative(name, beta) < 1.0:
@@ -46,10 +66,19 @@ class Adam:
         self.t = 0  # number of steps taken
 
     def step(self, grads: dict) -> None:
-        """Update every parameter in place from ``grads`` (name -> array of the same shape)."""
+        """Update every parameter in place from ``grads`` (name -> array of the same shape).
+
+        A NaN or infinite gradient raises ``ValueError`` before any parameter changes.
+        """
+        if not isinstance(grads, dict):
+            raise TypeError(f"grads must be a dict of name -> ndarray, got {type(grads).__name__}")
         missing = set(self.params) - set(grads)
         if missing:
             raise ValueError(f"grads is missing gradients for {sorted(missing)}")
+        _check_lr(self.lr)  # lr may have been changed since __init__
+        for name, p in self.params.items():
+            g = check_array(f"grads[{name!r}]", grads[name], nonempty=False)
+            check_shape(f"grads[{name!r}]", g, p.shape)
         beta1, beta2 = self.betas
         self.t += 1
         bias_correction1 = 1 - beta1**self.t

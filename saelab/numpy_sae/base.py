@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from saelab._checks import check_finite, check_shape
+from saelab._checks import check_array, check_float_dtype, check_shape
 from saelab.sae_output import SAEOutput
 
 WEIGHTED_INIT_NORM = 0.1  # decoder row norm at init for the "weighted" L1 SAE (Anthropic, April 2024)
@@ -40,7 +40,19 @@ def recon_loss(x: np.ndarray, x_hat: np.ndarray) -> float:
     ----------
     x, x_hat : ndarray of shape (batch, d_in)
     """
+    _check_pair(x, x_hat)
     return float(((x - x_hat) ** 2).sum(axis=-1).mean())
+
+
+def _check_pair(x, x_hat, names=("x", "x_hat")) -> None:
+    """Both arrays (or tensors), of the same shape: a cheap check on shapes only."""
+    a, b = names
+    for name, v in ((a, x), (b, x_hat)):
+        if not hasattr(v, "shape"):
+            raise TypeError(f"{name} must be an array, got {type(v).__name__}")
+    if tuple(x.shape) != tuple(x_hat.shape):
+        raise ValueError(f"{b} must have the shape of {a} {tuple(x.shape)}, got "
+                         f"{tuple(x_hat.shape)}")
 
 
 class BaseSAE:
@@ -68,8 +80,16 @@ class BaseSAE:
     param_names: tuple[str, ...] = ("W_enc", "b_enc", "W_dec", "b_dec")
 
     def __init__(self, cfg, rng=None, dtype=np.float32) -> None:
+        dtype = check_float_dtype("dtype", dtype)
+        if getattr(cfg, "family", None) is None or not hasattr(cfg, "d_sae"):
+            raise TypeError(f"cfg must be an SAE config (L1Config, TopKConfig, ...), got "
+                            f"{type(cfg).__name__}")
         self.cfg = cfg
-        rng = np.random.default_rng(rng)
+        try:
+            rng = np.random.default_rng(rng)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"rng must be None, an int seed or a numpy Generator, "
+                            f"got {rng!r}") from err
         d_in, d_sae = cfg.d_in, cfg.d_sae
         W_dec = rng.standard_normal((d_sae, d_in))  # (d_sae, d_in)
         W_dec = W_dec / np.linalg.norm(W_dec, axis=1, keepdims=True) * self._init_row_norm()
@@ -135,6 +155,11 @@ class BaseSAE:
 
     def decode(self, f: np.ndarray) -> np.ndarray:
         """Reconstruction ``f @ W_dec + b_dec``: (batch, d_sae) -> (batch, d_in)."""
+        f = check_array("f", f)
+        check_shape("f", f, (None, self.cfg.d_sae))
+        return self._decode(f)
+
+    def _decode(self, f: np.ndarray) -> np.ndarray:
         return f @ self.W_dec + self.b_dec  # (batch, d_in)
 
     def forward(self, x: np.ndarray, dead_mask: np.ndarray | None = None) -> SAEOutput:
@@ -157,7 +182,7 @@ class BaseSAE:
         dead_mask = self._check_dead_mask(dead_mask)
         pre_acts = self.pre_activation(x)  # (batch, d_sae)
         f = self.activation(pre_acts)  # (batch, d_sae)
-        x_hat = self.decode(f)  # (batch, d_in)
+        x_hat = self._decode(f)  # (batch, d_in)
         recon = recon_loss(x, x_hat)
         sparsity = self.sparsity_loss(pre_acts, f)
         aux = self.aux_loss(x, x_hat, pre_acts, dead_mask)
@@ -236,27 +261,35 @@ class BaseSAE:
         return {name: getattr(self, name) for name in self.param_names}
 
     def load_parameters(self, params: dict) -> None:
-        """Copy values (arrays, or anything ``np.asarray`` takes) into the parameters in place."""
+        """Copy values (arrays, or anything ``np.asarray`` takes) into the parameters in place.
+
+        Every value must be a finite floating-point array of the parameter's shape; nothing is
+        copied unless all of them are.
+        """
+        if not isinstance(params, dict):
+            raise TypeError(f"params must be a dict of name -> array, got {type(params).__name__}")
         if set(params) != set(self.param_names):
             raise ValueError(
                 f"params must have exactly the keys {sorted(self.param_names)}, got {sorted(params)}"
             )
+        values = {}
         for name in self.param_names:
-            value = np.asarray(params[name])
-            check_shape(name, value, getattr(self, name).shape)
+            value = check_array(f"params[{name!r}]", params[name], nonempty=False)
+            check_shape(f"params[{name!r}]", value, getattr(self, name).shape)
+            values[name] = value
+        for name, value in values.items():
             getattr(self, name)[...] = value
 
     # ----- input checks -------------------------------------------------------------------------
     def _check_x(self, x) -> np.ndarray:
-        x = np.asarray(x)
+        x = check_array("x", x)  # floating, finite, not empty
         check_shape("x", x, (None, self.cfg.d_in))
-        check_finite("x", x)
         return x
 
     def _check_dead_mask(self, dead_mask) -> np.ndarray | None:
         if dead_mask is None:
             return None
-        dead_mask = np.asarray(dead_mask)
+        dead_mask = check_array("dead_mask", dead_mask, floating=False)
         check_shape("dead_mask", dead_mask, (self.cfg.d_sae,))
         if dead_mask.dtype != np.bool_:
             raise ValueError(f"dead_mask must have dtype bool, got {dead_mask.dtype}")

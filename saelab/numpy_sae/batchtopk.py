@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from saelab._checks import check_array, check_int_in_range
 from saelab.numpy_sae.base import BaseSAE
 from saelab.numpy_sae.topk import TopKSAE, topk_relu
 from saelab.sae_config import BatchTopKConfig
@@ -52,6 +53,8 @@ def batch_topk_relu(pre_acts: np.ndarray, k: int) -> np.ndarray:
     -------
     ndarray of shape (batch, n)
     """
+    pre_acts = check_array("pre_acts", pre_acts, 2, finite=False)
+    check_int_in_range("k", k, 1, pre_acts.shape[1])
     flat = pre_acts.reshape(1, -1)  # (1, batch * n)
     return topk_relu(flat, k * pre_acts.shape[0]).reshape(pre_acts.shape)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from saelab._checks import check_array
 from saelab.numpy_sae.base import BaseSAE
 from saelab.sae_config import JumpReLUConfig
 
@@ -33,6 +34,7 @@ THRESHOLD_FLOOR = 1e-6  # theta never goes below this after a step: keeps f >= 0
 
 def rectangle(u: np.ndarray) -> np.ndarray:
     """Rectangle kernel K(u) = 1[|u| < 1/2], same shape and dtype as u (Chapter 4)."""
+    u = check_array("u", u, finite=False, nonempty=False)
     return (np.abs(u) < 0.5).astype(u.dtype)
 
 

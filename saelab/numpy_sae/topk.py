@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from saelab.numpy_sae.base import BaseSAE
+from saelab._checks import check_array, check_int_in_range
+from saelab.numpy_sae.base import BaseSAE, _check_pair
 from saelab.sae_config import TopKConfig
 
 
@@ -38,7 +39,13 @@ def topk_relu(pre_acts: np.ndarray, k: int) -> np.ndarray:
     Returns
     -------
     ndarray of shape (batch, n)
+
+    ``-inf`` entries are allowed (they mark latents that must not be chosen); NaN is not.
     """
+    pre_acts = check_array("pre_acts", pre_acts, 2, finite=False)
+    if np.isnan(pre_acts).any():
+        raise ValueError(f"pre_acts contains NaN (shape {pre_acts.shape})")
+    k = check_int_in_range("k", k, 1, pre_acts.shape[1])
     indices = np.argpartition(pre_acts, -k, axis=-1)[:, -k:]  # (batch, k)
     values = np.take_along_axis(pre_acts, indices, axis=-1)  # (batch, k)
     f = np.zeros_like(pre_acts)  # (batch, n)
@@ -55,6 +62,7 @@ def auxk_loss(e: np.ndarray, e_hat: np.ndarray) -> float:
         Residual ``x - x_hat`` (a constant) and its reconstruction from dead latents.
         The denominator is clamped away from zero so identical residuals give a finite loss.
     """
+    _check_pair(e, e_hat, ("e", "e_hat"))
     num = ((e - e_hat) ** 2).sum(axis=-1).mean()
     den = ((e - e.mean(axis=0)) ** 2).sum(axis=-1).mean()
     return float(num / max(den, np.finfo(e.dtype).tiny))

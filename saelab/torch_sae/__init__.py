@@ -40,6 +40,8 @@ def from_numpy(np_sae, device=None, dtype=None) -> BaseSAE:
 
     ``dtype=None`` keeps the NumPy arrays' dtype. Chapter 2.
     """
+    if not hasattr(np_sae, "param_names") or not hasattr(np_sae, "cfg"):
+        raise TypeError(f"np_sae must be a saelab.numpy_sae SAE, got {type(np_sae).__name__}")
     params = np_sae.parameters()
     if dtype is None:
         dtype = torch.as_tensor(params["W_enc"]).dtype

@@ -18,7 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from saelab._checks import check_finite, check_shape
+from saelab._checks import check_float_dtype, check_shape, check_tensor
+from saelab.numpy_sae.base import _check_pair
 from saelab.sae_output import SAEOutput
 
 WEIGHTED_INIT_NORM = 0.1  # decoder row norm at init for the "weighted" L1 SAE (Anthropic, April 2024)
@@ -26,6 +27,7 @@ WEIGHTED_INIT_NORM = 0.1  # decoder row norm at init for the "weighted" L1 SAE (
 
 def recon_loss(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     """Reconstruction loss ``mean_b ||x_b - x_hat_b||^2`` (sum over d_in). Chapter 2."""
+    _check_pair(x, x_hat)
     return (x - x_hat).pow(2).sum(dim=-1).mean()  # []
 
 
@@ -36,7 +38,11 @@ class BaseSAE(nn.Module):
     """
 
     def __init__(self, cfg, device=None, dtype=None) -> None:
+        check_float_dtype("dtype", dtype, device=device)
         super().__init__()
+        if getattr(cfg, "family", None) is None or not hasattr(cfg, "d_sae"):
+            raise TypeError(f"cfg must be an SAE config (L1Config, TopKConfig, ...), got "
+                            f"{type(cfg).__name__}")
         self.cfg = cfg
         d_in, d_sae = cfg.d_in, cfg.d_sae
         kw = dict(device=device, dtype=dtype)  # dtype=None: torch's default dtype
@@ -85,7 +91,16 @@ class BaseSAE(nn.Module):
         return self.activation(self.pre_activation(x))  # [batch, d_sae]
 
     def decode(self, f: torch.Tensor) -> torch.Tensor:
-        """Reconstruction ``f @ W_dec + b_dec``: [batch, d_sae] -> [batch, d_in]."""
+        """Reconstruction ``f @ W_dec + b_dec``: [batch, d_sae] -> [batch, d_in].
+
+        ``f`` is user input here, so NaN/inf are rejected (the forward pass skips this check).
+        """
+        check_tensor("f", f, finite=True)
+        check_shape("f", f, (None, self.cfg.d_sae))
+        self._check_dtype("f", f)
+        return self._decode(f)
+
+    def _decode(self, f: torch.Tensor) -> torch.Tensor:
         return f @ self.W_dec + self.b_dec  # [batch, d_in]
 
     def forward(self, x: torch.Tensor, dead_mask: torch.Tensor | None = None) -> SAEOutput:
@@ -98,7 +113,7 @@ class BaseSAE(nn.Module):
         self._check_dead_mask(dead_mask)
         pre_acts = self.pre_activation(x)  # [batch, d_sae]
         f = self.activation(pre_acts)  # [batch, d_sae]
-        x_hat = self.decode(f)  # [batch, d_in]
+        x_hat = self._decode(f)  # [batch, d_in]
         recon = recon_loss(x, x_hat)  # []
         sparsity = self.sparsity_loss(pre_acts, f)  # []
         aux = self.aux_loss(x, x_hat, pre_acts, dead_mask)  # []
@@ -136,17 +151,21 @@ class BaseSAE(nn.Module):
 
     # ----- input checks -------------------------------------------------------------------------
     def _check_x(self, x: torch.Tensor) -> None:
-        if not isinstance(x, torch.Tensor):
-            raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        # Shapes and dtypes cost nothing; NaN/inf are checked on CPU only, because on an
+        # accelerator the check would synchronise the device once per batch (check_tensor).
+        check_tensor("x", x)
         check_shape("x", x, (None, self.cfg.d_in))
-        if x.dtype != self.W_enc.dtype:
-            raise ValueError(f"x must have the SAE's dtype {self.W_enc.dtype}, got {x.dtype}; "
-                             f"convert it with x.to({self.W_enc.dtype})")
-        check_finite("x", x)
+        self._check_dtype("x", x)
+
+    def _check_dtype(self, name: str, t: torch.Tensor) -> None:
+        if t.dtype != self.W_enc.dtype:
+            raise ValueError(f"{name} must have the SAE's dtype {self.W_enc.dtype}, got {t.dtype}; "
+                             f"convert it with {name}.to({self.W_enc.dtype})")
 
     def _check_dead_mask(self, dead_mask) -> None:
         if dead_mask is None:
             return
+        check_tensor("dead_mask", dead_mask, floating=False)
         check_shape("dead_mask", dead_mask, (self.cfg.d_sae,))
         if dead_mask.dtype != torch.bool:
             raise ValueError(f"dead_mask must have dtype torch.bool, got {dead_mask.dtype}")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import torch
 
+from saelab._checks import check_int_in_range, check_tensor
 from saelab.sae_config import BatchTopKConfig
 from saelab.sae_output import SAEOutput
 from saelab.torch_sae.base import BaseSAE
@@ -40,6 +41,8 @@ def batch_topk_relu(pre_acts: torch.Tensor, k: int) -> torch.Tensor:
 
     Gradient flows only through the kept, positive entries. Chapter 4.
     """
+    check_tensor("pre_acts", pre_acts, 2, finite=False)
+    check_int_in_range("k", k, 1, pre_acts.shape[1])
     flat = pre_acts.reshape(1, -1)  # [1, batch * n]
     return topk_relu(flat, k * pre_acts.shape[0]).reshape(pre_acts.shape)  # [batch, n]
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import torch
 
+from saelab._checks import check_int_in_range, check_tensor
 from saelab.sae_config import TopKConfig
+from saelab.numpy_sae.base import _check_pair
 from saelab.torch_sae.base import BaseSAE
 
 
@@ -24,6 +26,8 @@ def topk_relu(pre_acts: torch.Tensor, k: int) -> torch.Tensor:
 
     Gradient flows only through the kept, positive entries. Chapter 4.
     """
+    check_tensor("pre_acts", pre_acts, 2, finite=False)  # -inf marks excluded entries
+    k = check_int_in_range("k", k, 1, pre_acts.shape[1])
     values, indices = pre_acts.topk(k, dim=-1)  # [batch, k]
     return torch.zeros_like(pre_acts).scatter(-1, indices, torch.relu(values))  # [batch, n]
 
@@ -34,6 +38,7 @@ def auxk_loss(e: torch.Tensor, e_hat: torch.Tensor) -> torch.Tensor:
     e: [batch, d_in], already detached; e_hat: [batch, d_in]. The denominator is clamped away
     from zero so a batch of identical residuals gives a large but finite loss.
     """
+    _check_pair(e, e_hat, ("e", "e_hat"))
     num = (e - e_hat).pow(2).sum(dim=-1).mean()  # []
     den = (e - e.mean(dim=0)).pow(2).sum(dim=-1).mean()  # []
     return num / den.clamp_min(torch.finfo(den.dtype).tiny)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from saelab._checks import check_int_in_range, check_probability
+from saelab._checks import check_int_in_range, check_not_none, check_probability
 
 __all__ = ["make_generator", "sample_toy_features", "sample_sparse_codes", "probability_tensor"]
 
@@ -49,6 +49,7 @@ def probability_tensor(name: str, value, n_instances: int, n_features: int,
     Returns a tensor of shape ``[n_instances, n_features]`` on ``device``. Every entry must lie in
     [0, 1]; otherwise ``ValueError`` names ``name`` and the offending value.
     """
+    check_not_none(name, value, "a probability (a number or a tensor of them)")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         check_probability(name, value)  # reports the number exactly as the caller wrote it
     t = torch.as_tensor(value, dtype=dtype).detach().cpu()

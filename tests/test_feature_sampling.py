@@ -1,10 +1,10 @@
-"""Tests for saelab.features: the sparse feature generators of Chapter 1."""
+"""Tests for saelab.feature_sampling: the sparse feature generators of Chapter 1."""
 import math
 
 import pytest
 import torch
 
-from saelab.features import sample_sparse_codes, sample_toy_features
+from saelab.feature_sampling import sample_sparse_codes, sample_toy_features
 
 
 def test_toy_features_shape_range_and_sparsity_per_instance():
