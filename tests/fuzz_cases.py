@@ -289,8 +289,6 @@ def _cases() -> dict[str, Callable[[], list[Case]]]:
             bad("rtol", fn("saelab.exercises.checking.expect_close"), "ex", X, X, rtol=-1.0)],
         "saelab.exercises.grading.read_notebook": lambda: [
             bad("path", fn("saelab.exercises.grading.read_notebook"), None)],
-        "saelab.exercises.grading.grading_cells": lambda: [
-            bad("nb", fn("saelab.exercises.grading.grading_cells"), None)],
         "saelab.exercises.grading.grade_notebook": lambda: [
             bad("path", fn("saelab.exercises.grading.grade_notebook"), None),
             bad("timeout", fn("saelab.exercises.grading.grade_notebook"), "x.ipynb", timeout=0)],
