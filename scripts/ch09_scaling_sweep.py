@@ -42,7 +42,8 @@ def main() -> None:
     model = lm.load_model(lm.SHIPPED_MODEL, device="cpu")
     n_train = max(SETTINGS["budgets"] + [SETTINGS["tokens"]])
     train, heldout, scale = sweep_activations(model, n_train, SETTINGS["seq_len"])
-    print(f"harvested {train.shape[0]:,} + {heldout.shape[0]:,} rows in {time.time() - start:.0f} s")
+    print(f"harvested {train.shape[0]:,} + {heldout.shape[0]:,} rows "
+          f"in {time.time() - start:.0f} s")
     common = dict(batch_size=SETTINGS["batch_size"], lr=SETTINGS["lr"], seed=SETTINGS["seed"])
     grid = []
     for k in SETTINGS["ks"]:

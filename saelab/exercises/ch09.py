@@ -77,7 +77,8 @@ def sparse_probe_data():
 
     40 non-negative sparse latents. Latent 0 fires more on positives, latent 5 less (a negative
     signal); latents 1 and 2 carry weaker signals, 1 the stronger on the training rows and 2 on
-    the test rows, where all signals are weaker (a shift), so selecting on the wrong split is visible. The rest is noise.
+    the test rows, where all signals are weaker (a shift), so selecting on the wrong split is
+    visible. The rest is noise.
     """
     rng = np.random.default_rng(99)
 

@@ -23,7 +23,7 @@ __all__ = ["marker_tokens", "marker_log_mass", "steering_shift"]
 
 def marker_tokens(tokens, labels, valid, *, min_rate: float = 0.9,
                   min_count: int = 10) -> np.ndarray:
-    """Token ids [n_markers] labelled positive in at least ``min_rate`` of their valid occurrences."""
+    """Token ids [n_markers] labelled positive in ``min_rate`` or more of their valid uses."""
     check_probability("min_rate", min_rate)
     check_int_in_range("min_count", min_count, 1)
     tok = np.asarray(tokens)

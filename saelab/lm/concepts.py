@@ -88,7 +88,7 @@ def label_pieces(pieces: list[str], concept: str, first_is_bos: bool = False):
 
 
 def label_windows(model, tokens, concept: str) -> ConceptLabels:
-    """Concept labels for token windows [n_windows, seq_len] of ``model``'s tokenizer (BOS first)."""
+    """Concept labels for windows [n_windows, seq_len] of ``model``'s tokenizer (BOS first)."""
     _check_concept(concept)
     if getattr(tokens, "ndim", None) != 2:
         raise ValueError(f"tokens must have shape (n_windows, seq_len), got "

@@ -123,7 +123,8 @@ def train_point(train_acts: torch.Tensor, eval_acts: torch.Tensor, d_sae: int, k
             "seconds": round(time.time() - start, 1)}
 
 
-def sweep_activations(model, n_train: int, seq_len: int = 128) -> tuple[torch.Tensor, torch.Tensor, float]:
+def sweep_activations(model, n_train: int,
+                      seq_len: int = 128) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Scaled activations for the sweep: the first ``n_train`` training rows, all held-out rows.
 
     Both come from the default hook of ``model`` (saelab-tiny: ``blocks.2.hook_resid_pre``) over
