@@ -4,7 +4,8 @@ A window of tokens is decoded token by token; the pieces, joined, give the windo
 each token owns the character span of its piece. A concept labels a token 1 or 0 from that text:
 
 - ``doctest``: the token lies on a line whose first non-blank characters are ``>>>`` or ``...``
-  (an interactive-session example, common in Python's docstrings);
+  (an interactive-session example, common in Python's docstrings); a token that starts with
+  newlines belongs to the line its last newline opens;
 - ``keyword``: the token, without surrounding white space, is a Python keyword
   (``keyword.kwlist``: ``def``, ``return``, ``if``, ...), whatever the context (prose included);
 - ``identifier``: the token overlaps a snake_case identifier, a run of letters, digits and
@@ -58,10 +59,9 @@ def label_pieces(pieces: list[str], concept: str, first_is_bos: bool = False):
     elif concept == "doctest":
         first_nl = text.find("\n")
         for i in range(n):
-            a = int(starts[i])
-            line_start = text.rfind("\n", 0, a + 1 if pieces[i].startswith("\n") else a)
-            if pieces[i].startswith("\n"):  # a piece that opens with a newline ends the line
-                line_start = text.rfind("\n", 0, a + len(pieces[i]))  # judge the new line
+            # a piece that opens with newlines belongs to the line that its last newline opens
+            lead = len(pieces[i]) - len(pieces[i].lstrip("\n"))
+            line_start = text.rfind("\n", 0, int(starts[i]) + lead)
             if first_nl == -1 or line_start == -1:
                 valid[i] = False
                 continue
