@@ -290,6 +290,36 @@ WRONG_ANSWERS = {
              "divided by all inputs"),
         ],
     },
+    "09_limits": {
+        "fit_power_law": [
+            ("def fit_power_law(n, loss):\n"
+             "    slope, intercept = np.polyfit(np.log(n), np.log(loss), 1)\n"
+             "    return np.exp(intercept), slope\n",
+             "wrong sign"),
+            ("def fit_power_law(n, loss):\n"
+             "    slope, intercept = np.polyfit(n, loss, 1)\n"
+             "    return intercept, -slope\n",
+             "straight line to loss"),
+        ],
+        "diff_in_means_probe": [
+            ("def diff_in_means_probe(x, y):\n    return x[y].mean(axis=0)\n",
+             "mean(x[y]) only"),
+            ("def diff_in_means_probe(x, y):\n    return x[~y].mean(axis=0) - x[y].mean(axis=0)\n",
+             "sign is reversed"),
+        ],
+        "sparse_probe": [
+            ("def sparse_probe(codes_train, y_train, codes_test, y_test, k):\n"
+             "    gap = codes_train[y_train].mean(0) - codes_train[~y_train].mean(0)\n"
+             "    idx = np.argsort(-gap)[:k]\n"
+             "    return idx, 0.9\n",
+             "largest signed"),
+            ("def sparse_probe(codes_train, y_train, codes_test, y_test, k):\n"
+             "    gap = codes_test[y_test].mean(0) - codes_test[~y_test].mean(0)\n"
+             "    idx = np.argsort(-np.abs(gap))[:k]\n"
+             "    return idx, 0.9\n",
+             "on the test rows"),
+        ],
+    },
 }
 
 
