@@ -74,7 +74,7 @@ def target_token_id(model, target) -> int:
 
 def _prompt_tokens(model, prompt) -> torch.Tensor:
     if isinstance(prompt, str):
-        tokens = model.to_tokens(prompt)[0]  # BOS first
+        tokens = model.to_tokens(prompt, truncate=False)[0]  # BOS first
     elif isinstance(prompt, torch.Tensor) and prompt.ndim == 1 and prompt.dtype == torch.long:
         tokens = prompt
     else:
