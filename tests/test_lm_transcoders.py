@@ -104,8 +104,10 @@ def test_attribution_bad_input(model, transcoders):
 def test_stored_results_reproduce_one_point(model):
     stored = results.load("ch08_transcoders")
     s = stored["settings"]
-    train = token_windows(model, shipped_texts("train"), s["seq_len"], max_windows=s["train_windows"])
-    held = token_windows(model, shipped_texts("heldout"), s["seq_len"], max_windows=s["eval_windows"])
+    train = token_windows(model, shipped_texts("train"), s["seq_len"],
+                          max_windows=s["train_windows"])
+    held = token_windows(model, shipped_texts("heldout"), s["seq_len"],
+                         max_windows=s["eval_windows"])
     _, scores = fit_mlp_replacement(model, 0, "transcoder", train, held, **s["fit"])
     row = next(r for r in stored["rows"] if r["layer"] == 0 and r["kind"] == "transcoder")
     assert abs(scores["fvu"] - row["fvu"]) < 0.03

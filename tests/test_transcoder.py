@@ -1,4 +1,5 @@
-"""Transcoder (Chapter 8): forward/backward invariants, training on pairs, checkpoints, bad input."""
+"""Transcoder (Chapter 8): forward/backward invariants, training on pairs, checkpoints, bad
+input."""
 import pytest
 import torch
 

@@ -88,9 +88,9 @@ def _prompt_tokens(model, prompt) -> torch.Tensor:
 
 def _check_transcoders(model, transcoders) -> None:
     if not isinstance(transcoders, (list, tuple)) or len(transcoders) != model.cfg.n_layers:
+        size = f" of {len(transcoders)}" if hasattr(transcoders, "__len__") else ""
         raise ValueError(f"transcoders must be a list of one transcoder per layer "
-                         f"({model.cfg.n_layers}), got {type(transcoders).__name__}"
-                         f"{'' if not hasattr(transcoders, '__len__') else f' of {len(transcoders)}'}")
+                         f"({model.cfg.n_layers}), got {type(transcoders).__name__}{size}")
     for layer, tc in enumerate(transcoders):
         check_transcoder_widths(model, tc, layer)
 
@@ -139,7 +139,8 @@ class _Replacement:
         return deltas, pres, logits
 
 
-def attribution_graph(model, transcoders, prompt, target, n_targets: int = 30) -> AttributionGraph:
+def attribution_graph(model, transcoders, prompt, target,
+                      n_targets: int = 30) -> AttributionGraph:
     """Direct edges between active transcoder latents and their effects on ``target``'s logit
     at the last position of ``prompt`` (see the module docstring). Chapter 8.
 
@@ -209,7 +210,7 @@ def ablate_nodes(model, transcoders, graph: AttributionGraph, which,
     off = {}
     for s in idx:
         n = graph.nodes[s]
-        off.setdefault(n.layer, []).append((n.pos, n.latent))
+        off.setdefault(n.layer, []).append((n.pos, n.latent, n.activation))
     hooks = []
     if replacement:
         rep = _Replacement(model, transcoders, graph.tokens.to(model.cfg.device))
@@ -221,7 +222,7 @@ def ablate_nodes(model, transcoders, graph: AttributionGraph, which,
             def write(act, hook, layer=layer, tc=tc):
                 x = store.pop(layer).to(tc.W_enc.dtype)
                 f = tc.encode(x)  # [pos, d_sae], recomputed from this pass's input
-                for p, i in off.get(layer, []):
+                for p, i, _ in off.get(layer, []):
                     f[p, i] = 0
                 out = tc.predict(x, f) + rep.err[layer]
                 return torch.cat([act[0, :1], out[1:].to(act.dtype)])[None]
@@ -232,21 +233,13 @@ def ablate_nodes(model, transcoders, graph: AttributionGraph, which,
         for layer, pairs in off.items():
             tc = transcoders[layer]
             d = torch.zeros(len(graph.tokens), tc.cfg.d_out)
-            for p, i in pairs:
-                d[p] += float(rep_act(graph, layer, p, i)) * tc.W_dec[i].float()
+            for p, i, a in pairs:
+                d[p] += a * tc.W_dec[i].float()
             hooks.append((f"blocks.{layer}.hook_mlp_out",
                           lambda act, hook, d=d: act - d.to(act)[None]))
     toks = graph.tokens[None].to(model.cfg.device)
     logit = model.run_with_hooks(toks, fwd_hooks=hooks)[0, -1, graph.target]
     return float(logit) - graph.logit
-
-
-def rep_act(graph: AttributionGraph, layer: int, pos: int, latent: int) -> float:
-    """Activation of the node (layer, pos, latent) in ``graph`` (0 if it is not a node)."""
-    for n in graph.nodes:
-        if (n.layer, n.pos, n.latent) == (layer, pos, latent):
-            return n.activation
-    return 0.0
 
 
 def ablation_check(model, transcoders, graph: AttributionGraph, n_top: int = 10,
@@ -255,9 +248,10 @@ def ablation_check(model, transcoders, graph: AttributionGraph, n_top: int = 10,
 
     ``nodes``: the ``n_top`` nodes of largest |total effect| and ``n_top`` random other nodes;
     ``predicted`` (``-total_logit``) and ``measured`` logit changes when each is ablated alone,
-    and their Pearson ``correlation`` (``correlation_direct``: with ``-direct_logit`` instead); ``top_change``: the logit change when the top nodes are
-    ablated together (``top_predicted``: the graph's sum); ``random_changes``: the same for
-    ``n_random`` draws of ``n_top`` random nodes. ``replacement`` as in ``ablate_nodes``.
+    and their Pearson ``correlation`` (``correlation_direct``: with ``-direct_logit`` instead);
+    ``top_change``: the logit change when the top nodes are ablated together (``top_predicted``:
+    the graph's sum); ``random_changes``: the same for ``n_random`` draws of ``n_top`` random
+    active nodes (any node may be drawn). ``replacement`` as in ``ablate_nodes``.
     """
     n = len(graph.nodes)
     check_int_in_range("n_top", n_top, 1, n // 2)
@@ -275,4 +269,5 @@ def ablation_check(model, transcoders, graph: AttributionGraph, n_top: int = 10,
                 correlation=float(np.corrcoef(predicted, measured)[0, 1]),
                 correlation_direct=float(np.corrcoef(-graph.direct_logit[nodes], measured)[0, 1]),
                 top=top, top_change=ablate_nodes(model, transcoders, graph, top, replacement),
-                top_predicted=float(-graph.total_logit[top].sum()), random_changes=np.array(random_changes))
+                top_predicted=float(-graph.total_logit[top].sum()),
+                random_changes=np.array(random_changes))

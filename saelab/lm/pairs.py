@@ -33,7 +33,8 @@ class _StopForward(Exception):
 
 
 def mlp_hook_names(layer: int) -> tuple[str, str]:
-    """(MLP input hook, MLP output hook) of block ``layer``: what a transcoder reads and predicts."""
+    """(MLP input hook, MLP output hook) of block ``layer``: a transcoder reads one, predicts
+    the other."""
     check_int_in_range("layer", layer, 0)
     return f"blocks.{layer}.ln2.hook_normalized", f"blocks.{layer}.hook_mlp_out"
 
@@ -90,7 +91,10 @@ def _pair_batches(model, windows, in_hook, out_hook, batch_size, bos, pad, progr
 
 def harvest_pairs(model, corpus, in_hook: str, out_hook: str,
                   **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
-    """All pairs as two tensors (x [n, d_in], y [n, d_out]); arguments of ``iter_activation_pairs``."""
+    """All pairs as two tensors (x [n, d_in], y [n, d_out]).
+
+    Takes the arguments of ``iter_activation_pairs``.
+    """
     d_in = hook_width(model, in_hook)
     rows = list(iter_activation_pairs(model, corpus, in_hook, out_hook, **kwargs))
     rows = torch.cat(rows) if rows else torch.empty(0)
@@ -100,7 +104,7 @@ def harvest_pairs(model, corpus, in_hook: str, out_hook: str,
 
 
 def check_transcoder_widths(model, transcoder, layer: int) -> None:
-    """Raise ValueError if the transcoder's d_in / d_out differ from block ``layer``'s MLP widths."""
+    """Raise ValueError if the transcoder's d_in or d_out differs from block ``layer``'s MLP."""
     if not hasattr(getattr(transcoder, "cfg", None), "d_out"):
         raise ValueError(f"transcoder must be a saelab Transcoder, got {type(transcoder).__name__}")
     check_int_in_range("layer", layer, 0, model.cfg.n_layers - 1)

@@ -1,8 +1,8 @@
 """Transcoders: a sparse, wide layer that reads an MLP's input and predicts its output (Chapter 8).
 
-    pre_acts = x @ W_enc + b_enc                        # [batch, d_sae]   x: MLP input  [batch, d_in]
-    f        = ReLU(TopK_k(pre_acts))                   # [batch, d_sae]   (saelab.torch_sae.topk)
-    y_hat    = f @ W_dec + b_dec  [+ x @ W_skip]        # [batch, d_out]   y: MLP output [batch, d_out]
+    pre_acts = x @ W_enc + b_enc                # [batch, d_sae]   x: MLP input  [batch, d_in]
+    f        = ReLU(TopK_k(pre_acts))           # [batch, d_sae]   (saelab.torch_sae.topk)
+    y_hat    = f @ W_dec + b_dec  [+ x @ W_skip]  # [batch, d_out]  y: MLP output [batch, d_out]
     loss     = mean_b ||y_b - y_hat_b||^2 + aux_coeff * AuxK(y - y_hat, dead latents)
 
 Unlike an SAE, the target is not the input: ``forward(x, target=y)``. With the MLP replaced by
