@@ -1,6 +1,7 @@
 """Drawing an attribution graph with matplotlib (Chapter 8).
 
-Nodes are placed by token position (x) and layer (y), the target logit on top; only the
+Nodes are placed by layer (y), side by side within a layer in token order, the target logit on
+top, each labelled with its latent number and token; only the
 ``n_nodes`` nodes of largest |total effect| are drawn, with the ``n_edges`` strongest direct edges
 among them and their direct edges to the logit. Blue edges excite, red ones inhibit; the width
 is proportional to |edge|.
@@ -39,29 +40,33 @@ def plot_attribution_graph(graph, token_strings, n_nodes: int = 12, n_edges: int
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 5))
     n_layers = max(n.layer for n in graph.nodes) + 1
-    pos_of, slot = {}, {}
-    for s in kept:
-        n = graph.nodes[s]
-        j = slot.setdefault((n.layer, n.pos), 0)
-        slot[(n.layer, n.pos)] += 1
-        pos_of[s] = (n.pos + 0.22 * j - 0.3, n.layer)
-    pos_of[-1] = (len(graph.tokens) - 1, n_layers)
+    pos_of, width = {-1: (0.0, n_layers)}, 1
+    for layer in range(n_layers):  # each layer's kept nodes side by side, by token position
+        row = sorted((s for s in kept if graph.nodes[s].layer == layer),
+                     key=lambda s: (graph.nodes[s].pos, graph.nodes[s].latent))
+        width = max(width, len(row))
+        for j, s in enumerate(row):
+            pos_of[s] = (j - (len(row) - 1) / 2, layer)
     scale = max(abs(w) for _, _, w in edges) if edges else 1.0
     for s, t, w in edges:
         (x0, y0), (x1, y1) = pos_of[s], pos_of[t]
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
                     arrowprops=dict(arrowstyle="->", color="tab:blue" if w > 0 else "tab:red",
-                                    lw=0.5 + 4 * abs(w) / scale, alpha=0.7))
+                                    lw=0.5 + 4 * abs(w) / scale, alpha=0.6,
+                                    shrinkA=12, shrinkB=12))
     for s in kept:
         n, (x, y) = graph.nodes[s], pos_of[s]
-        ax.scatter([x], [y], s=300, color="white", edgecolor="black", zorder=3)
-        ax.annotate(str(n.latent), (x, y), ha="center", va="center", fontsize=7, zorder=4)
-    ax.scatter([pos_of[-1][0]], [n_layers], s=500, marker="s", color="gold", zorder=3)
-    ax.annotate("logit", pos_of[-1], ha="center", va="center", fontsize=8, zorder=4)
-    ax.set_xticks(range(len(token_strings)), [repr(t) for t in token_strings], fontsize=8)
+        ax.scatter([x], [y], s=900, color="white", edgecolor="black", zorder=3)
+        ax.annotate(f"{n.latent}\n{token_strings[n.pos]!r}", (x, y), ha="center", va="center",
+                    fontsize=6, zorder=4)
+    target = graph.target
+    ax.scatter([0.0], [n_layers], s=900, marker="s", color="gold", zorder=3)
+    ax.annotate(f"logit\n#{target}", (0.0, n_layers), ha="center", va="center", fontsize=7,
+                zorder=4)
+    ax.set_xticks([])
     ax.set_yticks(range(n_layers + 1), [f"layer {i}" for i in range(n_layers)] + ["output"])
-    ax.set_xlim(-0.8, len(token_strings) - 0.2)
+    ax.set_xlim(-width / 2 - 0.2, width / 2 + 0.2)
     ax.set_ylim(-0.6, n_layers + 0.6)
-    ax.set_title("Attribution graph: transcoder latents -> target logit "
-                 "(blue excites, red inhibits)")
+    ax.set_title("Attribution graph: node = transcoder latent (number, token); "
+                 "blue excites, red inhibits", fontsize=10)
     return ax
