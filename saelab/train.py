@@ -271,6 +271,8 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
         A tensor is sampled in shuffled batches of ``cfg.batch_size``, for as many epochs as
         needed. An iterable is consumed in order, one batch per step (its batch size wins);
         training stops early, with a warning, if it runs out.
+        For a transcoder (a model whose ``cfg`` has ``d_out``), rows are ``[input | target]``
+        of width ``d_in + d_out`` (``saelab.torch_sae.pair_rows``; Chapter 8).
     cfg : TrainConfig, optional
         Defaults to ``TrainConfig()``.
     progress : bool

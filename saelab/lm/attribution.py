@@ -182,6 +182,12 @@ def attribution_graph(model, transcoders, prompt, target,
                             float(logit.detach()), error_logit)
 
 
+def _check_graph(graph) -> None:
+    if not isinstance(graph, AttributionGraph):
+        raise ValueError(f"graph must be an AttributionGraph from attribution_graph(), got "
+                         f"{type(graph).__name__}")
+
+
 def _error_direct(rep: _Replacement, target: int) -> float:
     errs = [e.clone().requires_grad_(True) for e in rep.err]
     saved, rep.err = rep.err, errs
@@ -204,7 +210,12 @@ def ablate_nodes(model, transcoders, graph: AttributionGraph, which,
     attention and LayerNorm are live. ``replacement=False``: in the real model, subtracting
     ``a_s * W_dec[i]`` from ``hook_mlp_out`` and letting the real MLPs respond.
     """
-    idx = [int(s) for s in np.atleast_1d(np.asarray(which, dtype=np.int64))]
+    _check_graph(graph)
+    _check_transcoders(model, transcoders)
+    try:
+        idx = [int(s) for s in np.atleast_1d(np.asarray(which, dtype=np.int64))]
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"which must be node indices (ints), got {which!r}") from err
     for s in idx:
         check_int_in_range("which", s, 0, len(graph.nodes) - 1)
     off = {}
@@ -253,6 +264,7 @@ def ablation_check(model, transcoders, graph: AttributionGraph, n_top: int = 10,
     the graph's sum); ``random_changes``: the same for ``n_random`` draws of ``n_top`` random
     active nodes (any node may be drawn). ``replacement`` as in ``ablate_nodes``.
     """
+    _check_graph(graph)
     n = len(graph.nodes)
     check_int_in_range("n_top", n_top, 1, n // 2)
     check_int_in_range("n_random", n_random, 1)

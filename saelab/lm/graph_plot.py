@@ -17,6 +17,11 @@ __all__ = ["top_edges", "plot_attribution_graph"]
 
 def top_edges(graph, n_nodes: int = 12, n_edges: int = 25):
     """(kept node indices, [(source, target, weight)]) with target -1 meaning the logit."""
+    from saelab.lm.attribution import AttributionGraph
+
+    if not isinstance(graph, AttributionGraph):
+        raise ValueError(f"graph must be an AttributionGraph from attribution_graph(), got "
+                         f"{type(graph).__name__}")
     check_int_in_range("n_nodes", n_nodes, 1)
     check_int_in_range("n_edges", n_edges, 1)
     kept = [int(s) for s in np.argsort(-np.abs(graph.total_logit))[:n_nodes]]
@@ -33,9 +38,10 @@ def plot_attribution_graph(graph, token_strings, n_nodes: int = 12, n_edges: int
     """
     import matplotlib.pyplot as plt
 
-    if len(token_strings) != len(graph.tokens):
+    top_edges(graph, n_nodes, n_edges)  # checks graph, n_nodes and n_edges
+    if not isinstance(token_strings, (list, tuple)) or len(token_strings) != len(graph.tokens):
         raise ValueError(f"token_strings must have one string per prompt token "
-                         f"({len(graph.tokens)}), got {len(token_strings)}")
+                         f"({len(graph.tokens)}), got {token_strings!r}")
     kept, edges = top_edges(graph, n_nodes, n_edges)
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 5))

@@ -35,6 +35,9 @@ KINDS = ("transcoder", "skip_transcoder", "sae")
 
 def fvu_of(y: torch.Tensor, y_hat: torch.Tensor) -> float:
     """``sum ||y - y_hat||^2 / sum ||y - mean(y)||^2`` over rows [n, d] (Chapter 5's FVU)."""
+    for name, t in (("y", y), ("y_hat", y_hat)):
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor [n, d], got {type(t).__name__}")
     if y.shape != y_hat.shape or y.ndim != 2:
         raise ValueError(f"y and y_hat must be [n, d] of one shape, got {tuple(y.shape)} "
                          f"and {tuple(y_hat.shape)}")
