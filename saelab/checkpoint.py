@@ -26,11 +26,13 @@ import saelab
 from saelab.sae_config import (BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config,
                                 MatryoshkaConfig, TopKConfig)
 from saelab.torch_sae import SAE_CLASSES, make_sae
+from saelab.torch_sae.transcoder import TranscoderConfig
 
 __all__ = ["save_sae", "load_sae", "read_config"]
 
 CONFIG_CLASSES = {cls.family: cls for cls in (L1Config, TopKConfig, JumpReLUConfig, BatchTopKConfig,
                                               GatedConfig, MatryoshkaConfig)}
+CONFIG_CLASSES["transcoder"] = TranscoderConfig  # Chapter 8
 _KEYS = ("saelab_family", "saelab_config", "saelab_version")
 
 

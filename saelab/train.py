@@ -156,6 +156,29 @@ def _checked_batches(batches: Iterator, d_in: int):
 
 
 # ----------------------------------------------------------------------------------------------
+# (input, target) pairs: transcoders (Chapter 8)
+# ----------------------------------------------------------------------------------------------
+
+def _data_width(sae) -> int:
+    """Width of a data row: d_in for an SAE, d_in + d_out for a model with ``cfg.d_out``."""
+    return sae.cfg.d_in + getattr(sae.cfg, "d_out", 0)
+
+
+def _split_target(sae, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input, target) of a batch: an SAE reconstructs its input; a transcoder (``cfg.d_out``)
+    reads rows ``[input | target]`` (``saelab.torch_sae.pair_rows``)."""
+    if getattr(sae.cfg, "d_out", None) is None:
+        return batch, batch
+    return batch[:, :sae.cfg.d_in], batch[:, sae.cfg.d_in:]
+
+
+def _forward(sae, x: torch.Tensor, target: torch.Tensor, dead_mask: torch.Tensor):
+    if target is x:
+        return sae(x, dead_mask=dead_mask)
+    return sae(x, dead_mask=dead_mask, target=target)
+
+
+# ----------------------------------------------------------------------------------------------
 # Training
 # ----------------------------------------------------------------------------------------------
 
@@ -248,6 +271,8 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
         A tensor is sampled in shuffled batches of ``cfg.batch_size``, for as many epochs as
         needed. An iterable is consumed in order, one batch per step (its batch size wins);
         training stops early, with a warning, if it runs out.
+        For a transcoder (a model whose ``cfg`` has ``d_out``), rows are ``[input | target]``
+        of width ``d_in + d_out`` (``saelab.torch_sae.pair_rows``; Chapter 8).
     cfg : TrainConfig, optional
         Defaults to ``TrainConfig()``.
     progress : bool
@@ -272,7 +297,7 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
         raise ValueError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
     if not isinstance(sae, torch.nn.Module) or not hasattr(sae, "cfg"):
         raise ValueError(f"sae must be a saelab torch SAE, got {type(sae).__name__}")
-    family, d_in, d_sae = sae.cfg.family, sae.cfg.d_in, sae.cfg.d_sae
+    family, d_sae = sae.cfg.family, sae.cfg.d_sae
     if cfg.resample_every > 0 and family != "l1":
         raise ValueError(f"resample_every must be 0 for a {family} SAE (resampling is for L1 "
                          f"SAEs; TopK uses AuxK), got {cfg.resample_every}")
@@ -280,8 +305,8 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
         sae.to(cfg.device)
     device, dtype = sae.W_dec.device, sae.W_dec.dtype
     g = torch.Generator().manual_seed(cfg.seed)  # batch order and resampling draws
-    batches, sample, draw_pool = _prepare_data(data, cfg, d_in, g)
-    _init_b_dec(sae, sample.to(device, dtype), cfg.b_dec_init)
+    batches, sample, draw_pool = _prepare_data(data, cfg, _data_width(sae), g)
+    _init_b_dec(sae, _split_target(sae, sample)[1].to(device, dtype), cfg.b_dec_init)
 
     opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps)
     tracker = DeadLatentTracker(d_sae, cfg.dead_window_tokens, device=device)
@@ -298,13 +323,13 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
             if x is None:
                 warnings.warn(f"data ran out after {step} of {cfg.n_steps} steps; stopping early")
                 break
-            x = x.to(device, dtype)  # [batch, d_in]
+            x, target = _split_target(sae, x.to(device, dtype))  # [batch, d_in], its target
             lr = lr_at(step, cfg.n_steps, cfg.lr, cfg.lr_warmup_steps, cfg.lr_decay_frac)
             for group in opt.param_groups:
                 group["lr"] = lr
             factor = sparsity_factor_at(step, cfg.n_steps, cfg.sparsity_warmup_frac)
 
-            out = sae(x, dead_mask=tracker.dead_mask)
+            out = _forward(sae, x, target, tracker.dead_mask)
             loss = out.loss - (1.0 - factor) * out.sparsity_loss  # [] sparsity warm-up
             with torch.no_grad():
                 if not bool(torch.isfinite(loss)):
@@ -327,7 +352,7 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
             sae.apply_constraints()
 
             tracker.update(out.f)
-            window.add(loss, out, x)
+            window.add(loss, out, target)
             tokens += x.shape[0]
             done = step + 1
             if (cfg.resample_every > 0 and done % cfg.resample_every == 0

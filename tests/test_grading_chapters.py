@@ -290,6 +290,42 @@ WRONG_ANSWERS = {
              "divided by all inputs"),
         ],
     },
+    "08_circuits": {
+        "transcoder_loss": [
+            ("def transcoder_loss(x, y, W_enc, b_enc, W_dec, b_dec, k):\n"
+             "    f = np.maximum(x @ W_enc + b_enc, 0)\n"
+             "    return float(((y - f @ W_dec - b_dec) ** 2).sum(axis=1).mean())\n",
+             "kept every latent"),
+            ("def transcoder_loss(x, y, W_enc, b_enc, W_dec, b_dec, k):\n"
+             "    pre = x @ W_enc + b_enc\n"
+             "    f = np.zeros_like(pre)\n"
+             "    for b in range(len(pre)):\n"
+             "        top = np.argsort(pre[b])[-k:]\n"
+             "        f[b, top] = np.maximum(pre[b, top], 0)\n"
+             "    return float(((y - f @ W_dec) ** 2).sum(axis=1).mean())\n",
+             "left out b_dec"),
+        ],
+        "edge_weight": [
+            ("def edge_weight(a_s, d_s, w_enc_t, sigma_q, alpha, sigma1_p, W_OV, same_position):\n"
+             "    v = alpha * (d_s / sigma1_p) @ W_OV + (d_s if same_position else 0)\n"
+             "    return float(a_s * (v / sigma_q) @ w_enc_t)\n",
+             "centring"),
+            ("def edge_weight(a_s, d_s, w_enc_t, sigma_q, alpha, sigma1_p, W_OV, same_position):\n"
+             "    v = d_s if same_position else np.zeros_like(d_s)\n"
+             "    return float(a_s * ((v - v.mean()) / sigma_q) @ w_enc_t)\n",
+             "attention path"),
+        ],
+        "ablation_summary": [
+            ("def ablation_summary(predicted, measured, top_change, random_changes):\n"
+             "    corr = np.corrcoef(predicted, measured)[0, 1]\n"
+             "    return corr, abs(top_change) / abs(np.mean(random_changes))\n",
+             "with their signs"),
+            ("def ablation_summary(predicted, measured, top_change, random_changes):\n"
+             "    corr = np.corrcoef(predicted, measured)[0, 0]\n"
+             "    return corr, abs(top_change) / np.mean(np.abs(random_changes))\n",
+             "off-diagonal"),
+        ],
+    },
     "09_limits": {
         "fit_power_law": [
             ("def fit_power_law(n, loss):\n"

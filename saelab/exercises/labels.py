@@ -74,6 +74,11 @@ LABELS: dict[str, dict[str, Label]] = {
         "nested_loss_grad_W_dec": Label(3, 25, "numpy"),
         "full_absorption_rate": Label(2, 15, "numpy"),
     },
+    "08_circuits": {
+        "transcoder_loss": Label(1, 10, "numpy"),
+        "edge_weight": Label(3, 25, "numpy"),
+        "ablation_summary": Label(1, 10, "numpy"),
+    },
     "09_limits": {
         "fit_power_law": Label(1, 10, "numpy"),
         "diff_in_means_probe": Label(1, 5, "numpy"),

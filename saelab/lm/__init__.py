@@ -8,6 +8,8 @@
 - ``splice``: CE loss clean / SAE spliced in / zero-ablated; CE loss recovered and delta loss.
 - ``features``: top-activating contexts, density, histogram, logit effect ``W_dec[i] @ W_U``.
 - ``steering``: generation with ``alpha * W_dec[i]`` added at the hook, and its random control.
+- ``pairs``, ``attribution`` (Chapter 8): (MLP input, MLP output) pairs for transcoders, splicing
+  a transcoder in, attribution graphs and their ablation check (``graph_plot`` draws them).
 """
 from __future__ import annotations
 
@@ -23,6 +25,9 @@ from saelab.lm.models import (SHIPPED_MODEL, ModelUnavailableError, gpt2_like_co
 from saelab.lm.splice import (CELosses, ce_loss_recovered, ce_losses, check_sae_width,
                               delta_ce_loss, reconstruct, splice_hook)
 from saelab.lm.tiny import shipped_texts
+from saelab.lm.pairs import (harvest_pairs, iter_activation_pairs, mlp_hook_names,
+                             transcoder_ce_losses)
+from saelab.lm.attribution import AttributionGraph, ablate_nodes, ablation_check, attribution_graph
 from saelab.lm.steering import (generate_steered, random_direction, steered_logits,
                                 steering_hook)
 
@@ -35,4 +40,7 @@ __all__ = [
     "load_model", "logit_effect", "random_direction", "read_text_files", "reconstruct",
     "run_to_hook", "save_model", "shipped_texts", "splice_hook", "steered_logits", "steering_hook",
     "token_strings", "token_windows", "top_contexts",
+    # Chapter 8: transcoders and attribution graphs
+    "harvest_pairs", "iter_activation_pairs", "mlp_hook_names", "transcoder_ce_losses",
+    "AttributionGraph", "ablate_nodes", "ablation_check", "attribution_graph",
 ]

@@ -4,6 +4,8 @@ Each ``<name>.json`` here is written by a script under ``scripts/`` named in its
 field, which also records the settings it ran with; a test re-runs one point of each file and
 compares. :func:`load` reads one by name. Introduced in Chapter 7 (``ch07_toy``: the seed spread
 and the prefix-size sweep of the Matryoshka chapter, from ``scripts/ch07_toy_sweep.py``).
+Chapter 8: ``ch08_transcoders`` (per-layer FVU and CE loss recovered of transcoders, skip
+transcoders and SAEs on saelab-tiny's MLPs, from ``scripts/ch08_transcoders.py``).
 Chapter 9 adds ``ch09_scaling`` (TopK SAEs over widths, k and token budgets on saelab-tiny, from
 ``scripts/ch09_scaling_sweep.py``).
 """

@@ -19,10 +19,12 @@ from saelab.torch_sae.jumprelu import THRESHOLD_FLOOR, JumpReLUFunction, JumpReL
 from saelab.torch_sae.l1 import L1SAE
 from saelab.torch_sae.matryoshka import MatryoshkaSAE, nested_recon_loss
 from saelab.torch_sae.topk import TopKSAE, auxk_loss, topk_relu
+from saelab.torch_sae.transcoder import Transcoder, TranscoderConfig, pair_rows, split_pair
 
 SAE_CLASSES = {"l1": L1SAE, "topk": TopKSAE, "jumprelu": JumpReLUSAE,
                "batchtopk": BatchTopKSAE, "gated": GatedSAE,
                "matryoshka": MatryoshkaSAE}
+SAE_CLASSES["transcoder"] = Transcoder  # Chapter 8: MLP input -> MLP output
 """Family name (``cfg.family``) -> torch SAE class."""
 
 
@@ -76,4 +78,8 @@ __all__ = [
     "BatchTopKConfig",
     "GatedConfig",
     "MatryoshkaConfig",
+    "Transcoder",
+    "TranscoderConfig",
+    "pair_rows",
+    "split_pair",
 ]
