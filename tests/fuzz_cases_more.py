@@ -4,6 +4,7 @@ precomputed results (see tests/fuzz_cases.py for how to add; same format)."""
 from __future__ import annotations
 
 import functools
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from fuzz_cases import NAN_X, TNAN, TX, X, bad, codes, fn, hdata, tsae
 
 NOWHERE = "/nonexistent/saelab-fuzz"
 REPO = Path(__file__).resolve().parents[1]
+NEVER = Path(tempfile.gettempdir()) / "saelab-fuzz-never"  # no case may create it
 
 
 @functools.cache
@@ -104,7 +106,8 @@ def more_cases() -> dict:
             bad("cfg", hierarchy_bench.train_and_score, None, hdata(), hdata(), TrainConfig(n_steps=1)),
             bad("train", hierarchy_bench.train_and_score, mcfg(), None, hdata(), TrainConfig(n_steps=1)),
             bad("train_cfg", hierarchy_bench.train_and_score, mcfg(), hdata(), hdata(), None),
-            bad("seed", hierarchy_bench.train_and_score, mcfg(), hdata(), hdata(), TrainConfig(n_steps=1), seed=-1)],
+            bad("seed", hierarchy_bench.train_and_score, mcfg(), hdata(), hdata(),
+                TrainConfig(n_steps=1), seed=-1)],
         "saelab.meta_sae.unit_rows": lambda: [bad("W_dec", meta_sae.unit_rows, None),
                                              bad("W_dec", meta_sae.unit_rows, NAN_X),
                                              bad("W_dec", meta_sae.unit_rows, np.ones(6))],
@@ -126,9 +129,9 @@ def more_cases() -> dict:
             bad("sae_id", pretrained.resolve_pretrained, _a_release(), "no-such-id"),
             bad("sae_id", pretrained.resolve_pretrained, _a_release(), None)],
         "saelab.interop.saelens.export_saelens": lambda: [
-            bad("sae", saelens.export_saelens, None, "/tmp/x", model_name="m", hook_name="h"),
-            bad("model_name", saelens.export_saelens, tsae(), "/tmp/x", model_name=None, hook_name="h"),
-            bad("firing_density", saelens.export_saelens, tsae(), "/tmp/x", model_name="m",
+            bad("sae", saelens.export_saelens, None, NEVER, model_name="m", hook_name="h"),
+            bad("model_name", saelens.export_saelens, tsae(), NEVER, model_name=None, hook_name="h"),
+            bad("firing_density", saelens.export_saelens, tsae(), NEVER, model_name="m",
                 hook_name="h", firing_density=torch.ones(5))],
         "saelab.interop.saelens.import_saelens": lambda: [
             bad("folder", saelens.import_saelens, NOWHERE), bad("folder", saelens.import_saelens, None)],
@@ -138,7 +141,8 @@ def more_cases() -> dict:
                                                         bad("folder", saelens_files.as_path, "folder", 3.5)],
         "saelab.interop.saelens_files.read_saelens_config": lambda: [
             bad("folder", saelens_files.read_saelens_config, NOWHERE),
-            bad("norm_scaling_factor", saelens_files.read_saelens_config, _a_folder(), norm_scaling_factor=0.0)],
+            bad("norm_scaling_factor", saelens_files.read_saelens_config, _a_folder(),
+                norm_scaling_factor=0.0)],
         "saelab.interop.saelens_files.read_saelens_sparsity": lambda: [
             bad("folder", saelens_files.read_saelens_sparsity, None)],
         "saelab.interop.saelens_files.read_safetensors": lambda: [
@@ -160,8 +164,8 @@ def more_cases() -> dict:
                                                           bad("root", learner("converter_for"), None)],
         "saelab.exercises.learner.main": lambda: [bad("argv", learner("main"), "notebooks/01.ipynb")],
         "saelab.exercises.learner.make_learner_files": lambda: [
-            bad("paths", learner("make_learner_files"), None, "/tmp/out"),
-            bad("root", learner("make_learner_files"), [str(REPO / "notebooks")], "/tmp/out",
+            bad("paths", learner("make_learner_files"), None, NEVER),
+            bad("root", learner("make_learner_files"), [str(REPO / "notebooks")], NEVER,
                 root=NOWHERE)],
         "saelab.exercises.learner.make_learner_notebook": lambda: [
             bad("nb", learner("make_learner_notebook"), None, "01", _converter()),
@@ -181,10 +185,10 @@ def more_cases() -> dict:
             bad("paths", fn(E + "student.find_notebooks"), None),
             bad("paths", fn(E + "student.find_notebooks"), [NOWHERE + ".ipynb"])],
         "saelab.exercises.gradebook.grade_folder": lambda: [
-            bad("paths", fn(E + "gradebook.grade_folder"), None, None, "/tmp/log.txt", progress=False),
-            bad("workers", fn(E + "gradebook.grade_folder"), [], None, "/tmp/log.txt", workers=0,
+            bad("paths", fn(E + "gradebook.grade_folder"), None, None, NEVER / "log.txt", progress=False),
+            bad("workers", fn(E + "gradebook.grade_folder"), [], None, NEVER / "log.txt", workers=0,
                 progress=False),
-            bad("limits", fn(E + "gradebook.grade_folder"), [], None, "/tmp/log.txt", limits=3,
+            bad("limits", fn(E + "gradebook.grade_folder"), [], None, NEVER / "log.txt", limits=3,
                 progress=False)],
         "saelab.exercises.isolation.Limits": lambda: [
             bad("cell_seconds", fn(E + "isolation.Limits"), cell_seconds=0),
@@ -201,10 +205,9 @@ def _a_release() -> str:
     return pretrained_releases()[0]
 
 
+@functools.cache
 def _a_folder():
     """An exported SAELens folder of a tiny TopK SAE (written once per session)."""
-    import tempfile
-
     from saelab.interop.saelens import export_saelens
     folder = tempfile.mkdtemp(prefix="saelab-fuzz-")
     return export_saelens(tsae(), folder, model_name="m", hook_name="h", overwrite=True)
