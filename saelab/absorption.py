@@ -172,6 +172,7 @@ def full_absorption(f, W_dec, data: HierarchicalData, min_share: float = 0.4,
     check_probability("min_share", min_share)
     check_probability("min_absorber_cos", min_absorber_cos)
     check_probability("min_cos", min_cos)
+    _check_data(data)
     F = _as_f64(f)  # [n, d_sae]
     fires = _active("f", f, data.x.shape[0])  # [n, d_sae]
     W = _as_f64(W_dec)  # [d_sae, d_in]

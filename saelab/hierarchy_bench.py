@@ -56,6 +56,17 @@ def take_rows(data: HierarchicalData, rows) -> HierarchicalData:
     ``make_hierarchical_data`` with another seed would draw other directions too.
     """
     _check_data("data", data)
+    n = data.x.shape[0]
+    if rows is None or isinstance(rows, (str, bytes, float)):
+        raise TypeError(f"rows must be a slice or a sequence/tensor of sample indices, got {rows!r}")
+    if not isinstance(rows, slice):
+        index = torch.as_tensor(rows)
+        if index.dtype == torch.bool:
+            check_shape("rows", index, (n,))
+        elif index.numel() and (index.dtype.is_floating_point
+                                or not -n <= int(index.min()) <= int(index.max()) < n):
+            raise ValueError(f"rows must be integer indices in [-{n}, {n}) (data has {n} "
+                             f"samples), got {rows!r}")
     x = data.x[rows]
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"rows must select at least one sample, got {rows!r}")
@@ -131,6 +142,9 @@ def prefix_fvus(sae, x: torch.Tensor, prefix_sizes) -> np.ndarray:
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
     check_shape("x", x, (None, sae.cfg.d_in))
+    if isinstance(prefix_sizes, (str, bytes)) or not hasattr(prefix_sizes, "__iter__"):
+        raise TypeError(f"prefix_sizes must be a sequence of ints in 1..{sae.cfg.d_sae}, "
+                        f"got {prefix_sizes!r}")
     sizes = list(prefix_sizes)
     if not sizes:
         raise ValueError(f"prefix_sizes must not be empty, got {prefix_sizes!r}")

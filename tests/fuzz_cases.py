@@ -8,7 +8,8 @@ HOW TO ADD CASES (for a new public function or class):
      class in ERRORS of the test) whose message contains `arg`, the argument's name.
      Use the shared builders below (X, NAN_X, sae(), model(), ...) and tiny shapes.
   3. Only if the callable takes no input a user could get wrong, add it to EXEMPT with a reason.
-  Cases for saelab.lm live in tests/fuzz_cases_lm.py (same format).
+  Cases for saelab.lm live in tests/fuzz_cases_lm.py; cases for Chapter 7, interop and course
+  tooling in tests/fuzz_cases_more.py (same format).
 """
 from __future__ import annotations
 
@@ -302,6 +303,9 @@ def _cases() -> dict[str, Callable[[], list[Case]]]:
     from fuzz_cases_lm import lm_cases  # the saelab.lm table, in its own file for length
 
     c.update(lm_cases())
+    from fuzz_cases_more import more_cases  # Chapter 7, interop, course tooling
+
+    c.update(more_cases())
     return c
 
 
@@ -321,6 +325,7 @@ EXEMPT = {
     "saelab.colab.colab_setup": "its source is pasted verbatim as every chapter's first cell "
                                 "(colab.CELL_SOURCE); checks there would change all six chapters",
     "saelab.problems.sae_welch_coherence": "takes no arguments",
+    "saelab.results.available": "takes no arguments",
     "saelab.train.TrainHistory": "a record filled in by train_sae; its fields are lists",
     "saelab.evaluation.EvalReport": "a report that evaluate() returns; never built from user input",
     "saelab.torch_sae.jumprelu.JumpReLUFunction": "autograd Function; called through JumpReLUSAE, which validates",

@@ -1,7 +1,8 @@
 """Fuzz the public API: every callable named in any ``__all__`` of saelab gets bad inputs.
 
 Each case in tests/fuzz_cases.py must raise ValueError or TypeError (or one of the documented
-saelab error classes in ERRORS) with a message that names the argument. A public callable with
+saelab error classes in ERRORS, or FileNotFoundError for a path that does not exist) with a
+message that names the argument. A public callable with
 no cases fails ``test_every_public_callable_has_cases`` until cases (or a justified exemption)
 are added. ``python tests/test_fuzz_public_api.py`` prints the counts clear / unclear / silent.
 """
@@ -29,7 +30,7 @@ def _errors() -> tuple[type, ...]:
     from saelab.lm.models import ModelUnavailableError
     from saelab.train import TrainingDivergedError
     return (ValueError, TypeError, ExerciseFailed, GradingError, ModelUnavailableError,
-            TrainingDivergedError)
+            TrainingDivergedError, FileNotFoundError)
 
 
 def public_callables() -> dict[str, object]:

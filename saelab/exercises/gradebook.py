@@ -108,6 +108,8 @@ def grade_folder(paths, csv_path: Path | None, log_path: Path, *, course=None, l
     """
     if not isinstance(paths, (list, tuple)) or not all(isinstance(p, (str, os.PathLike)) for p in paths):
         raise TypeError(f"paths must be a list of notebook or folder paths, got {paths!r}")
+    if limits is not None and not isinstance(limits, Limits):
+        raise TypeError(f"limits must be a Limits (or None for the defaults), got {limits!r}")
     limits = limits or Limits()
     workers = default_workers() if workers is None else workers
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:

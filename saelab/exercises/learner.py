@@ -172,12 +172,13 @@ def make_learner_files(paths, out_dir, root=".") -> list[Path]:
     ``root`` is the repository root: notebook paths are given relative to it in the banner and
     links, and the glossary and bibliography are read from its ``book/`` folder.
     """
+    notebooks = find_notebooks(paths)  # checks paths before anything is written
     root = Path(root).resolve()
     converter = converter_for(root)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in find_notebooks(paths):
+    for path in notebooks:
         try:
             page = path.resolve().relative_to(root).as_posix()
         except ValueError:
@@ -196,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="+", type=Path, help="chapter notebooks, or folders of them")
     parser.add_argument("-o", "--out", type=Path, default=Path(LEARNER_DIR), help="output folder")
     parser.add_argument("--root", type=Path, default=Path("."), help="repository root")
+    if argv is not None and (isinstance(argv, (str, bytes))
+                             or not all(isinstance(a, str) for a in argv)):
+        raise TypeError(f"argv must be a list of str (or None for sys.argv), got {argv!r}")
     args = parser.parse_args(argv)
     try:
         written = make_learner_files(args.paths, args.out, args.root)

@@ -124,6 +124,17 @@ class MystToMarkdown:
     citations: dict[str, tuple[str, str]]
     raw_url: str = ""  # where the repository's files are served (images of {figure} directives)
 
+    def __post_init__(self):
+        for name in ("base_url", "raw_url"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"{name} must be a URL (str), got {getattr(self, name)!r}")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url={self.base_url!r}: expected an http(s) URL")
+        for name, what in (("glossary", "read_glossary"), ("citations", "read_citations")):
+            if not isinstance(getattr(self, name), dict):
+                raise TypeError(f"{name} must be a dict (from {what}), got "
+                                f"{type(getattr(self, name)).__name__}")
+
     def url(self, doc: str) -> str:
         return f"{self.base_url.rstrip('/')}/{doc}.html"
 

@@ -106,6 +106,8 @@ def make_student_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 def find_notebooks(paths) -> list[Path]:
     """The notebooks named in ``paths``: files as given, folders as their ``*.ipynb`` in order."""
+    if not isinstance(paths, (list, tuple)) or not all(isinstance(p, (str, os.PathLike)) for p in paths):
+        raise TypeError(f"paths must be a list of notebook or folder paths, got {paths!r}")
     notebooks: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
@@ -113,9 +115,9 @@ def find_notebooks(paths) -> list[Path]:
         elif path.suffix == ".ipynb" and path.exists():
             notebooks.append(path)
         else:
-            raise FileNotFoundError(f"{path}: no such notebook or folder")
+            raise FileNotFoundError(f"paths names {str(path)!r}: no such notebook or folder")
     if not notebooks:
-        raise FileNotFoundError("no notebooks found in " + ", ".join(map(str, paths)))
+        raise FileNotFoundError("paths: no notebooks found in " + ", ".join(map(str, paths)))
     return notebooks
 
 

@@ -30,6 +30,8 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
+from saelab._checks import check_positive
+
 __all__ = ["CFG_FILE", "WEIGHTS_FILE", "SPARSITY_FILE", "DTYPES", "ARCHITECTURE_TENSORS",
            "as_path", "read_saelens_config", "read_safetensors", "read_saelens_sparsity"]
 
@@ -115,6 +117,8 @@ def read_saelens_config(folder, norm_scaling_factor: float | None = None) -> dic
     "expected_average_only_in" when ``norm_scaling_factor`` is given: the caller folds it).
     """
     folder = as_path("folder", folder)
+    if norm_scaling_factor is not None:
+        check_positive("norm_scaling_factor", norm_scaling_factor)
     if not folder.is_dir():
         raise FileNotFoundError(f"folder {str(folder)!r} does not exist or is not a folder; "
                                 f"an SAELens SAE is a folder with {CFG_FILE} and {WEIGHTS_FILE}")
@@ -195,7 +199,7 @@ def read_safetensors(path) -> dict[str, torch.Tensor]:
     """
     path = as_path("path", path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing")
+        raise FileNotFoundError(f"path={str(path)!r}: no such file (a .safetensors file)")
     kind = _looks_like_pickle(path)
     if kind is not None:
         raise ValueError(f"{path} is {kind}, not a safetensors file; saelab never unpickles "

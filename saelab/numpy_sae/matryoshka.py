@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from saelab._checks import check_array, check_shape
 from saelab.numpy_sae.base import BaseSAE
 from saelab.numpy_sae.batchtopk import THRESHOLD_UNSET, BatchTopKSAE
 from saelab.numpy_sae.topk import TopKSAE, topk_relu
@@ -52,6 +53,14 @@ def nested_recon_loss(x: np.ndarray, x_hats: np.ndarray) -> float:
     x_hats : ndarray of shape (n_prefixes, batch, d_in)
         Reconstructions from each prefix (:meth:`MatryoshkaSAE.prefix_reconstructions`).
     """
+    x = check_array("x", x, 2)
+    x_hats = check_array("x_hats", x_hats, 3)
+    check_shape("x_hats", x_hats, (None, *x.shape))
+    return _nested_recon_loss(x, x_hats)
+
+
+def _nested_recon_loss(x: np.ndarray, x_hats: np.ndarray) -> float:
+    """:func:`nested_recon_loss` without input checks (the SAE's loss, once per step)."""
     return float(((x[None] - x_hats) ** 2).sum(axis=-1).mean())
 
 
@@ -95,7 +104,7 @@ class MatryoshkaSAE(BatchTopKSAE):
         out = TopKSAE.forward(self, x, dead_mask)  # codes, full x_hat, AuxK on the full residual
         if self.training and self.cfg.activation == "batchtopk":
             self.update_threshold(out.f)
-        recon = nested_recon_loss(np.asarray(x), self.prefix_reconstructions(out.f))
+        recon = _nested_recon_loss(np.asarray(x), self.prefix_reconstructions(out.f))
         loss = recon + out.sparsity_loss + self.aux_coeff * out.aux_loss
         return out._replace(loss=loss, recon_loss=recon)
 

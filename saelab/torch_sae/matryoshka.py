@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import torch
 
+from saelab._checks import check_shape, check_tensor
 from saelab.sae_config import MatryoshkaConfig
 from saelab.sae_output import SAEOutput
 from saelab.torch_sae.base import BaseSAE
@@ -34,6 +35,14 @@ def nested_recon_loss(x: torch.Tensor, x_hats: torch.Tensor) -> torch.Tensor:
 
     x: [batch, d_in]; x_hats: [n_prefixes, batch, d_in] from ``prefix_reconstructions``.
     """
+    check_tensor("x", x, 2)
+    check_tensor("x_hats", x_hats, 3)
+    check_shape("x_hats", x_hats, (None, *x.shape))
+    return _nested_recon_loss(x, x_hats)
+
+
+def _nested_recon_loss(x: torch.Tensor, x_hats: torch.Tensor) -> torch.Tensor:
+    """:func:`nested_recon_loss` without input checks (the SAE's loss, once per step)."""
     return (x[None] - x_hats).pow(2).sum(dim=-1).mean()  # []
 
 
@@ -69,6 +78,6 @@ class MatryoshkaSAE(BatchTopKSAE):
         out = TopKSAE.forward(self, x, dead_mask)  # codes, full x_hat, AuxK on the full residual
         if self.training and self.cfg.activation == "batchtopk":
             self.update_threshold(out.f)
-        recon = nested_recon_loss(x, self.prefix_reconstructions(out.f))  # []
+        recon = _nested_recon_loss(x, self.prefix_reconstructions(out.f))  # []
         loss = recon + out.sparsity_loss + self.aux_coeff * out.aux_loss  # []
         return out._replace(loss=loss, recon_loss=recon)
