@@ -16,7 +16,9 @@ from __future__ import annotations
 import torch
 
 from saelab.sae_config import TopKConfig
-from saelab.torch_sae.base import BaseSAE
+from saelab.torch_sae.base import BaseSAE, recon_loss
+from saelab.torch_sae.sparse import (SparseOutput, decode_sparse, dense_pre_acts, sparse_codes,
+                                     topk_selection)
 
 
 def topk_relu(pre_acts: torch.Tensor, k: int) -> torch.Tensor:
@@ -67,15 +69,53 @@ class TopKSAE(BaseSAE):
         dead_pre = pre_acts.masked_fill(~dead_mask, float("-inf"))  # [batch, d_sae]
         return topk_relu(dead_pre, k_aux)  # [batch, d_sae]
 
-    def aux_loss(self, x, x_hat, pre_acts, dead_mask) -> torch.Tensor:
+    def _aux_applies(self, x, dead_mask) -> bool:
         if dead_mask is None or not bool(dead_mask.any()):
-            return x.new_zeros(())  # []
+            return False
         if x.shape[0] < 2:
             raise ValueError(
                 f"x must have at least 2 rows when dead_mask marks dead latents "
                 f"(AuxK normalises by the batch variance), got {x.shape[0]}"
             )
+        return True
+
+    def aux_loss(self, x, x_hat, pre_acts, dead_mask) -> torch.Tensor:
+        if not self._aux_applies(x, dead_mask):
+            return x.new_zeros(())  # []
         f_aux = self.dead_codes(pre_acts, dead_mask)  # [batch, d_sae]
         e = (x - x_hat).detach()  # [batch, d_in], stopgrad
         e_hat = f_aux @ self.W_dec  # [batch, d_in]
         return auxk_loss(e, e_hat)
+
+    # ----- sparse path (same numbers, only the kept entries; saelab/torch_sae/sparse.py) -----
+    def select(self, pre: torch.Tensor):
+        """Sparse-path selection: the k largest entries of each row of pre [batch, d_sae]."""
+        return topk_selection(pre, self.cfg.k)
+
+    def sparse_forward(self, x: torch.Tensor, dead_mask: torch.Tensor | None = None):
+        """``forward`` on the sparse path: the same losses and ``x_hat``, and the kept codes as a
+        :class:`~saelab.torch_sae.sparse.SparseCodes` instead of the dense ``f`` (Chapter 4).
+
+        Gradients reach every parameter exactly as in ``forward``, but cost O(k d_in) per row
+        instead of dense [batch x d_in x d_sae] products. Returns a ``SparseOutput``.
+        """
+        self._check_x(x)
+        self._check_dead_mask(dead_mask)
+        return self._forward_sparse(x, dead_mask)
+
+    def _forward_sparse(self, x: torch.Tensor, dead_mask: torch.Tensor | None) -> SparseOutput:
+        params = (self.W_enc, self.b_enc, self.b_dec)
+        pre = dense_pre_acts(x, *params)  # [batch, d_sae], no graph
+        codes = sparse_codes(x, *params, *self.select(pre))  # n kept entries
+        x_hat = decode_sparse(codes, self.W_dec) + self.b_dec  # [batch, d_in]
+        recon = recon_loss(x, x_hat)  # []
+        aux = x.new_zeros(())  # []
+        if self._aux_applies(x, dead_mask):
+            dead = dead_mask.to(pre.device).nonzero().squeeze(1)  # [n_dead]
+            k_aux = min(self.cfg.k_aux, int(dead.numel()))
+            rows, local, pre_kept = topk_selection(pre.index_select(1, dead), k_aux)
+            aux_codes = sparse_codes(x, *params, rows, dead[local], pre_kept)
+            e = (x - x_hat).detach()  # [batch, d_in], stopgrad
+            aux = auxk_loss(e, decode_sparse(aux_codes, self.W_dec))
+        loss = recon + self.aux_coeff * aux  # []
+        return SparseOutput(x_hat, codes, loss, recon, x.new_zeros(()), aux)
