@@ -144,15 +144,17 @@ def batch_topk_selection(pre: torch.Tensor, n_keep: int):
     return flat // d_sae, flat % d_sae, values[order]
 
 
-def sparse_codes(x, W_enc, b_enc, b_dec, rows, latents, pre_kept) -> SparseCodes:
-    """SparseCodes for the selected entries; ``values`` is ReLU of a :class:`KeptPreActs`.
+def sparse_codes(x, W_enc, b_enc, b_dec, rows, latents, pre_kept,
+                 relu: bool = True) -> SparseCodes:
+    """SparseCodes for the selected entries; ``values`` is (ReLU of) a :class:`KeptPreActs`.
 
     rows and latents: [n] long, rows non-decreasing; pre_kept: [n] their pre-activations.
+    ``relu=False`` keeps negative values (AuxK's codes of dead latents, see topk.py).
     """
     z = KeptPreActs.apply(pre_kept, x, W_enc, b_enc, b_dec, rows, latents)  # [n]
     batch = torch.arange(x.shape[0], device=rows.device)  # [batch]
     offsets = torch.searchsorted(rows, batch)  # [batch] first entry of each row
-    return SparseCodes(rows, latents, torch.relu(z), offsets)
+    return SparseCodes(rows, latents, torch.relu(z) if relu else z, offsets)
 
 
 def decode_sparse(codes: SparseCodes, W_dec: torch.Tensor, limit: int | None = None):

@@ -2,13 +2,15 @@
 
     f     = ReLU(TopK_k(pre_acts))             keep the k largest entries per row, zero the rest
     e     = stopgrad(x - x_hat)                                   # [batch, d_in]
-    e_hat = ReLU(TopK_{k_aux}(pre_acts over dead latents)) @ W_dec  (no b_dec)
+    e_hat = TopK_{k_aux}(pre_acts over dead latents) @ W_dec   (no b_dec, no ReLU)
     aux_loss = mean_b ||e_b - e_hat_b||^2 / mean_b ||e_b - mean(e)||^2
     loss  = recon_loss + aux_coeff * aux_loss
 
 From Gao et al. (2024), "Scaling and evaluating sparse autoencoders", arXiv:2406.04093.
 Sparsity is exact (at most k non-zeros), so there is no sparsity penalty; decoder rows are kept at
 unit norm. If k_aux exceeds the number of dead latents, all dead latents are used.
+The AuxK codes keep their sign (as in SAELens' ``calculate_topk_aux_acts``): with a ReLU, a dead
+latent whose pre-activations are negative on every input would get no gradient and stay dead.
 Reads line by line against ``saelab/numpy_sae/topk.py``. Taught in Chapter 4.
 """
 from __future__ import annotations
@@ -63,11 +65,15 @@ class TopKSAE(BaseSAE):
         return pre_acts.new_zeros(())  # [] TopK needs no penalty
 
     def dead_codes(self, pre_acts: torch.Tensor, dead_mask: torch.Tensor) -> torch.Tensor:
-        """Codes of the top-k_aux dead latents [batch, d_sae]; zeros for live latents."""
+        """Pre-activations of the top-k_aux dead latents [batch, d_sae], zeros elsewhere.
+
+        No ReLU: a dead latent whose pre-activations are all negative still gets a gradient.
+        """
         dead_mask = dead_mask.to(pre_acts.device)  # [d_sae]
         k_aux = min(self.cfg.k_aux, int(dead_mask.sum()))
         dead_pre = pre_acts.masked_fill(~dead_mask, float("-inf"))  # [batch, d_sae]
-        return topk_relu(dead_pre, k_aux)  # [batch, d_sae]
+        values, indices = dead_pre.topk(k_aux, dim=-1)  # [batch, k_aux]
+        return torch.zeros_like(pre_acts).scatter(-1, indices, values)  # [batch, d_sae]
 
     def _aux_applies(self, x, dead_mask) -> bool:
         if dead_mask is None or not bool(dead_mask.any()):
@@ -114,7 +120,7 @@ class TopKSAE(BaseSAE):
             dead = dead_mask.to(pre.device).nonzero().squeeze(1)  # [n_dead]
             k_aux = min(self.cfg.k_aux, int(dead.numel()))
             rows, local, pre_kept = topk_selection(pre.index_select(1, dead), k_aux)
-            aux_codes = sparse_codes(x, *params, rows, dead[local], pre_kept)
+            aux_codes = sparse_codes(x, *params, rows, dead[local], pre_kept, relu=False)
             e = (x - x_hat).detach()  # [batch, d_in], stopgrad
             aux = auxk_loss(e, decode_sparse(aux_codes, self.W_dec))
         loss = recon + self.aux_coeff * aux  # []
