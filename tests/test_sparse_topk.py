@@ -136,3 +136,23 @@ def test_sparse_path_rule_and_bad_input():
         sae.sparse_forward(torch.randn(4, 8))
     with pytest.raises(ValueError, match=r"x must have shape \(any, 8\)"):
         make_sae(CONFIGS["topk"]).sparse_forward(torch.randn(4, 7))
+
+
+def test_auxk_keeps_latents_alive_at_a_high_learning_rate():
+    # At lr 1e-2 many TopK latents are pushed below zero on every input. AuxK codes that keep
+    # their sign still give those latents a gradient; with a ReLU on them (the old saelab
+    # default, and sparsify's) 46.5% never fired on held-out data, against 9.4% now, at the
+    # same held-out FVU (0.1315 vs 0.1326).
+    from saelab.synthetic import make_sparse_data
+    d = make_sparse_data(29600, d_in=32, n_features=128, n_active=3, seed=0)
+    x, held = d.x[:-4000], d.x[-4000:]
+    torch.manual_seed(0)
+    sae = make_sae(TopKConfig(d_in=32, d_sae=256, k=4, k_aux=16))
+    cfg = TrainConfig(n_steps=400, batch_size=256, lr=1e-2, dead_window_tokens=5000,
+                      log_every=50)
+    train_sae(sae, x, cfg, progress=False)
+    with torch.no_grad():
+        f = sae.encode(held)
+    never = float(((f != 0).sum(0) == 0).float().mean())
+    fvu = float((held - sae.decode(f)).pow(2).sum() / (held - held.mean(0)).pow(2).sum())
+    assert never < 0.2 and fvu < 0.16  # measured 0.094 and 0.133
