@@ -43,6 +43,7 @@ from saelab.geometric_median import geometric_median
 from saelab.schedules import lr_at, sparsity_factor_at
 from saelab.torch_sae.sparse import fired_latents
 from saelab.train_data import prepare_data
+from saelab.train_device import PRECISIONS, autocast, maybe_compile, set_tf32, use_bf16
 from saelab.train_guard import DivergenceGuard, TrainingDivergedError, check_lr_fits
 
 __all__ = ["TrainConfig", "TrainHistory", "TrainResult", "TrainingDivergedError", "train_sae",
@@ -75,6 +76,9 @@ class TrainConfig:
     device: str | None = None  # None: train where the SAE's parameters already are
     sparse: bool | None = None  # TopK family's sparse path; None: when d_sae >= 8 k
     max_fvu_growth: float = 1e3  # batch FVU above this times the first step's: diverged
+    precision: str = "float32"  # "bf16": CUDA autocast, float32 master weights (train_device)
+    tf32: bool = True  # CUDA: TensorFloat-32 matmuls (Ampere+); ignored elsewhere
+    compile: bool = False  # CUDA: torch.compile the forward pass; warns and skips elsewhere
 
     def __post_init__(self) -> None:
         check_int_in_range("n_steps", self.n_steps, 1)
@@ -99,6 +103,8 @@ class TrainConfig:
         if self.sparse not in (None, True, False):
             raise ValueError(f"sparse must be None, True or False, got {self.sparse!r}")
         check_positive("max_fvu_growth", self.max_fvu_growth)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
 
 @dataclass
@@ -268,6 +274,8 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
     _init_b_dec(sae, sample.to(device, dtype), cfg.b_dec_init)
 
     forward = sae._forward_sparse if sparse else sae._forward  # batches are checked already
+    forward = maybe_compile(forward, cfg.compile, device)
+    bf16 = use_bf16(cfg.precision, device, dtype)  # autocast the forward; weights stay fp32
     opt = _make_adam(sae.parameters(), cfg)
     tracker = DeadLatentTracker(d_sae, cfg.dead_window_tokens, device=device)
     guard = DivergenceGuard(sae, cfg.max_fvu_growth)
@@ -277,6 +285,7 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
     bar = tqdm(total=cfg.n_steps, disable=not progress, desc=f"training {family} SAE",
                unit="step")
     sae.train()
+    old_tf32 = set_tf32(cfg.tf32, device)
     try:
         for step in range(cfg.n_steps):
             batch = next(batches, None)
@@ -289,7 +298,8 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
                 group["lr"] = lr
             factor = sparsity_factor_at(step, cfg.n_steps, cfg.sparsity_warmup_frac)
 
-            out = forward(x, tracker.dead_mask)
+            with autocast(bf16):
+                out = forward(x, tracker.dead_mask)
             loss = out.loss - (1.0 - factor) * out.sparsity_loss  # [] sparsity warm-up
             guard.watch(loss, step + 1)
             if step % cfg.log_every == 0:  # check the weights just evaluated, then keep them
@@ -341,6 +351,7 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
                       f"TrainResult is the KeyboardInterrupt's .partial_result")
         raise
     finally:
+        torch.backends.cuda.matmul.allow_tf32 = old_tf32
         bar.close()
         sae.train(was_training)
     return TrainResult(sae, history, tracker.tokens_since_fired.clone(), resampled)

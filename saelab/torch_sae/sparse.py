@@ -69,6 +69,7 @@ class KeptPreActs(torch.autograd.Function):
     """
 
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)  # bf16 autocast
     def forward(ctx, pre_kept, x, W_enc, b_enc, b_dec, rows, latents):
         # pre_kept: [n], x: [batch, d_in], W_enc: [d_in, d_sae], rows/latents: [n]
         ctx.save_for_backward(x, W_enc, b_dec, rows, latents)
@@ -76,6 +77,7 @@ class KeptPreActs(torch.autograd.Function):
         return pre_kept.clone()  # [n]
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, g):
         x, W_enc, b_dec, rows, latents = ctx.saved_tensors
         d_sae, d_in = ctx.d_sae, x.shape[1]
