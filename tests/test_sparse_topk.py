@@ -1,4 +1,4 @@
-"""The sparse TopK path gives the dense path's numbers and gradients (saelab/torch_sae/sparse.py)."""
+"""The sparse TopK path gives the dense path's numbers and gradients (torch_sae/sparse.py)."""
 import numpy as np
 import pytest
 import torch
@@ -156,3 +156,22 @@ def test_auxk_keeps_latents_alive_at_a_high_learning_rate():
     never = float(((f != 0).sum(0) == 0).float().mean())
     fvu = float((held - sae.decode(f)).pow(2).sum() / (held - held.mean(0)).pow(2).sum())
     assert never < 0.2 and fvu < 0.16  # measured 0.094 and 0.133
+
+
+def test_sparse_helpers_bad_input():
+    pre = torch.randn(4, 10)
+    with pytest.raises(ValueError, match=r"k must be in 1..10, got 11"):
+        topk_selection(pre, 11)
+    with pytest.raises(TypeError, match="pre must be a floating-point torch.Tensor"):
+        topk_selection(torch.ones(4, 10, dtype=torch.long), 2)
+    with pytest.raises(ValueError, match=r"pre must have shape"):
+        topk_selection(torch.randn(10), 2)
+    rows, latents, kept = topk_selection(pre, 2)
+    args = (torch.zeros(4, 3), torch.zeros(3, 10), torch.zeros(10), torch.zeros(3))
+    with pytest.raises(TypeError, match="latents must be a torch.long tensor"):
+        sparse_codes(*args, rows, latents.float(), kept)
+    codes = sparse_codes(*args, rows, latents, kept)
+    with pytest.raises(ValueError, match=r"limit must be in 0..10, got 11"):
+        decode_sparse(codes, torch.zeros(10, 3), limit=11)
+    with pytest.raises(TypeError, match="codes must be a SparseCodes"):
+        decode_sparse((rows, latents), torch.zeros(10, 3))

@@ -32,6 +32,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from saelab._checks import check_int_in_range, check_shape
+
 __all__ = ["SparseCodes", "SparseOutput", "KeptPreActs", "dense_pre_acts", "topk_selection",
            "batch_topk_selection", "sparse_codes", "decode_sparse", "to_dense", "fired_latents"]
 
@@ -80,7 +82,7 @@ class KeptPreActs(torch.autograd.Function):
     @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, g):
         x, W_enc, b_dec, rows, latents = ctx.saved_tensors
-        d_sae, d_in = ctx.d_sae, x.shape[1]
+        d_sae = ctx.d_sae
         grad_x = grad_W_enc = grad_b_enc = grad_b_dec = None
         need = ctx.needs_input_grad
         g_b_enc = g.new_zeros(d_sae).index_add_(0, latents, g)  # [d_sae]
@@ -123,12 +125,21 @@ def dense_pre_acts(x, W_enc, b_enc, b_dec) -> torch.Tensor:
     return torch.addmm(b_enc - b_dec @ W_enc, x, W_enc)  # [batch, d_sae]
 
 
+def _check_pre(pre) -> None:
+    if not isinstance(pre, torch.Tensor) or not pre.is_floating_point():
+        got = getattr(pre, "dtype", type(pre).__name__)
+        raise TypeError(f"pre must be a floating-point torch.Tensor, got {got}")
+    check_shape("pre", pre, (None, None))
+
+
 @torch.no_grad()
 def topk_selection(pre: torch.Tensor, k: int):
     """Rows, latents and pre-activations of the k largest entries of each row of ``pre``.
 
     pre: [batch, d_sae]. Returns (rows [batch*k], latents [batch*k], values [batch*k]).
     """
+    _check_pre(pre)
+    check_int_in_range("k", k, 1, pre.shape[1])
     values, latents = pre.topk(k, dim=-1, sorted=False)  # [batch, k]
     rows = torch.arange(pre.shape[0], device=pre.device).repeat_interleave(k)  # [batch*k]
     return rows, latents.reshape(-1), values.reshape(-1)
@@ -140,6 +151,8 @@ def batch_topk_selection(pre: torch.Tensor, n_keep: int):
 
     pre: [batch, d_sae]. Returns (rows [n_keep], latents [n_keep], values [n_keep]).
     """
+    _check_pre(pre)
+    check_int_in_range("n_keep", n_keep, 1, pre.numel())
     d_sae = pre.shape[1]
     values, flat = pre.reshape(-1).topk(n_keep, sorted=False)  # [n_keep]
     flat, order = flat.sort()  # row-major order: sorted by row
@@ -153,6 +166,10 @@ def sparse_codes(x, W_enc, b_enc, b_dec, rows, latents, pre_kept,
     rows and latents: [n] long, rows non-decreasing; pre_kept: [n] their pre-activations.
     ``relu=False`` keeps negative values (AuxK's codes of dead latents, see topk.py).
     """
+    for name, t in (("rows", rows), ("latents", latents)):
+        if not isinstance(t, torch.Tensor) or t.dtype != torch.long:
+            raise TypeError(f"{name} must be a torch.long tensor, got {getattr(t, 'dtype', t)!r}")
+        check_shape(name, t, (pre_kept.shape[0],))
     z = KeptPreActs.apply(pre_kept, x, W_enc, b_enc, b_dec, rows, latents)  # [n]
     batch = torch.arange(x.shape[0], device=rows.device)  # [batch]
     offsets = torch.searchsorted(rows, batch)  # [batch] first entry of each row
@@ -166,6 +183,10 @@ def decode_sparse(codes: SparseCodes, W_dec: torch.Tensor, limit: int | None = N
     ``values`` at the kept entries only. ``limit=m`` keeps only latents ``< m``: the partial
     sum over the prefix of the dictionary that a Matryoshka SAE reconstructs from.
     """
+    if not isinstance(codes, SparseCodes):
+        raise TypeError(f"codes must be a SparseCodes, got {type(codes).__name__}")
+    if limit is not None:
+        check_int_in_range("limit", limit, 0, W_dec.shape[0])
     values = codes.values  # [n]
     if limit is not None:
         values = values * (codes.latents < limit).to(values.dtype)  # [n] prefix only
@@ -176,6 +197,7 @@ def decode_sparse(codes: SparseCodes, W_dec: torch.Tensor, limit: int | None = N
 @torch.no_grad()
 def to_dense(codes: SparseCodes, d_sae: int) -> torch.Tensor:
     """The [batch, d_sae] code matrix that ``codes`` stands for (no graph)."""
+    check_int_in_range("d_sae", d_sae, 1)
     f = codes.values.new_zeros(codes.offsets.shape[0], d_sae)  # [batch, d_sae]
     f[codes.rows, codes.latents] = codes.values.detach()
     return f
