@@ -43,6 +43,7 @@ from saelab.geometric_median import geometric_median
 from saelab.schedules import lr_at, sparsity_factor_at
 from saelab.torch_sae.sparse import fired_latents
 from saelab.train_data import prepare_data
+from saelab import train_dist
 from saelab.train_device import PRECISIONS, autocast, maybe_compile, set_tf32, use_bf16
 from saelab.train_guard import DivergenceGuard, TrainingDivergedError, check_lr_fits
 
@@ -170,10 +171,11 @@ def _make_adam(params, cfg: TrainConfig) -> torch.optim.Adam:
 class _Window:
     """Sums of the logged quantities over the steps since the last history row (on device)."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, world_size: int = 1) -> None:
         dtype = torch.float32 if device.type == "mps" else torch.float64  # MPS lacks float64
         self.sums = torch.zeros(5, dtype=dtype, device=device)  # loss, recon, l0, err, centred
         self.n_steps = 0
+        self.world_size = world_size  # ranks whose sums are added at each row
 
     @torch.no_grad()
     def add(self, loss: torch.Tensor, recon: torch.Tensor, n_fired: torch.Tensor,
@@ -186,8 +188,9 @@ class _Window:
 
     def flush(self, history: TrainHistory, step: int, tokens: int, dead_frac: float,
               lr: float) -> None:
-        loss, recon, l0, err, centred = self.sums.tolist()
-        n = self.n_steps
+        sums = self.sums if self.world_size == 1 else train_dist.sum_over_ranks(self.sums)
+        loss, recon, l0, err, centred = sums.tolist()
+        n = self.n_steps * self.world_size  # loss, recon and l0 are means over ranks
         row = dict(step=step, tokens=tokens, loss=loss / n, recon=recon / n, l0=l0 / n,
                    fvu=err / centred if centred > 0 else float("nan"), dead_frac=dead_frac, lr=lr)
         for key, value in row.items():
@@ -206,7 +209,8 @@ def _log(window: _Window, history: TrainHistory, step: int, tokens: int,
 
 
 @torch.no_grad()
-def _final_check(sae, guard: DivergenceGuard, x: torch.Tensor, done: int, history, lr) -> None:
+def _final_check(sae, guard: DivergenceGuard, x: torch.Tensor, done: int, history, lr,
+                 reduce) -> None:
     """Evaluate the weights after the last optimizer step once, as they will be used (eval)."""
     was_training = sae.training
     sae.eval()
@@ -214,7 +218,7 @@ def _final_check(sae, guard: DivergenceGuard, x: torch.Tensor, done: int, histor
         out = sae._forward(x, None)
         guard.watch(out.loss, done)
         guard.check(sae, out.recon_loss * x.shape[0], x, at=done, weights_after=done,
-                    history=history, lr=lr)
+                    history=history, lr=lr, reduce=reduce)
     finally:
         sae.train(was_training)
 
@@ -269,9 +273,23 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
         sae.to(cfg.device)
     device, dtype = sae.W_dec.device, sae.W_dec.dtype
     check_lr_fits(cfg.lr, cfg.adam_betas, dtype)
+    rank, world_size = train_dist.world()  # (0, 1) unless run under torchrun
+    shard = world_size > 1 and isinstance(data, (torch.Tensor, np.ndarray))
+    if world_size > 1:
+        train_dist.check_same_config(cfg, sae.cfg)
+        if cfg.resample_every > 0:
+            raise ValueError(f"resample_every must be 0 under torch.distributed, got "
+                             f"{cfg.resample_every}")
+        if shard and cfg.batch_size % world_size:
+            raise ValueError(f"batch_size must be a multiple of the {world_size} ranks, got "
+                             f"{cfg.batch_size}")
     g = torch.Generator().manual_seed(cfg.seed)  # batch order and resampling draws
     batches, sample, draw_pool = prepare_data(data, cfg, d_in, g)
     _init_b_dec(sae, sample.to(device, dtype), cfg.b_dec_init)
+    reduce = None
+    if world_size > 1:
+        train_dist.broadcast_state(sae)  # every rank starts from rank 0's weights
+        reduce = train_dist.reduce_guard_stats
 
     forward = sae._forward_sparse if sparse else sae._forward  # batches are checked already
     forward = maybe_compile(forward, cfg.compile, device)
@@ -279,10 +297,11 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
     opt = _make_adam(sae.parameters(), cfg)
     tracker = DeadLatentTracker(d_sae, cfg.dead_window_tokens, device=device)
     guard = DivergenceGuard(sae, cfg.max_fvu_growth)
-    history, resampled, window = TrainHistory(), [], _Window(device)
+    history, resampled, window = TrainHistory(), [], _Window(device, world_size)
     resample_until = cfg.n_steps - int(np.ceil(cfg.lr_decay_frac * cfg.n_steps))
     tokens, done, lr, was_training, x = 0, 0, cfg.lr, sae.training, None
-    bar = tqdm(total=cfg.n_steps, disable=not progress, desc=f"training {family} SAE",
+    bar = tqdm(total=cfg.n_steps, disable=not progress or rank > 0,
+               desc=f"training {family} SAE",
                unit="step")
     sae.train()
     old_tf32 = set_tf32(cfg.tf32, device)
@@ -292,7 +311,8 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
             if batch is None:
                 warnings.warn(f"data ran out after {step} of {cfg.n_steps} steps; stopping early")
                 break
-            x = batch.to(device, dtype)  # [batch, d_in]
+            x = batch[rank::world_size] if shard else batch  # this rank's shard
+            x = x.to(device, dtype)  # [batch, d_in]
             lr = lr_at(step, cfg.n_steps, cfg.lr, cfg.lr_warmup_steps, cfg.lr_decay_frac)
             for group in opt.param_groups:
                 group["lr"] = lr
@@ -302,12 +322,16 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
                 out = forward(x, tracker.dead_mask)
             loss = out.loss - (1.0 - factor) * out.sparsity_loss  # [] sparsity warm-up
             guard.watch(loss, step + 1)
+            if world_size > 1:
+                train_dist.average_buffers(sae, world_size)  # BatchTopK's threshold
             if step % cfg.log_every == 0:  # check the weights just evaluated, then keep them
                 guard.check(sae, out.recon_loss.detach() * x.shape[0], x, at=step + 1,
-                            weights_after=step, history=history, lr=lr)
+                            weights_after=step, history=history, lr=lr, reduce=reduce)
 
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if world_size > 1:  # DDP's all-reduce: the gradient of the global-batch mean
+                train_dist.average_gradients(sae.parameters(), world_size)
             if sae.unit_norm_decoder:
                 sae.remove_parallel_grad()
             if cfg.grad_clip is not None:
@@ -316,13 +340,19 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
             sae.apply_constraints()
 
             if sparse:  # firing from the kept indices, no dense scan of the codes
-                tracker.update_fired(fired_latents(out.codes), x.shape[0])
+                fired = fired_latents(out.codes)  # [n] with repeats
                 n_fired = (out.codes.values > 0).sum()  # []
             else:
-                tracker.update(out.f)
+                fired = None if world_size == 1 else out.f.ne(0).any(dim=0).nonzero().squeeze(1)
                 n_fired = (out.f != 0).sum()  # []
+            if world_size > 1:
+                fired = train_dist.all_fired(fired, d_sae)
+            if fired is None:
+                tracker.update(out.f)
+            else:
+                tracker.update_fired(fired, x.shape[0] * world_size)
             window.add(loss, out.recon_loss, n_fired, x)
-            tokens += x.shape[0]
+            tokens += x.shape[0] * world_size
             done = step + 1
             if (cfg.resample_every > 0 and done % cfg.resample_every == 0
                     and done < resample_until and bool(tracker.dead_mask.any())):
@@ -332,15 +362,15 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
                 tracker.reset(dead)
             if done % cfg.log_every == 0:
                 _log(window, history, done, tokens, tracker, lr, bar)
-                if callback is not None:
+                if callback is not None and rank == 0:
                     callback(done, sae)
             bar.update(1)
         if window.n_steps > 0:  # the last, partial window
             _log(window, history, done, tokens, tracker, lr, bar)
-            if callback is not None:
+            if callback is not None and rank == 0:
                 callback(done, sae)
         if x is not None:
-            _final_check(sae, guard, x, done, history, lr)
+            _final_check(sae, guard, x, done, history, lr, reduce)
     except KeyboardInterrupt as interrupt:
         sae.apply_constraints()  # the interrupt may have come between Adam and the projection
         if window.n_steps > 0:

@@ -25,7 +25,7 @@ import math
 
 import torch
 
-__all__ = ["TrainingDivergedError", "DivergenceGuard", "check_lr_fits", "batch_fvu"]
+__all__ = ["TrainingDivergedError", "DivergenceGuard", "check_lr_fits"]
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -48,13 +48,6 @@ def check_lr_fits(lr: float, betas: tuple[float, float], dtype: torch.dtype) -> 
                          f"reach {factor:.3g} * lr per entry), got {lr}")
 
 
-@torch.no_grad()
-def batch_fvu(err: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """FVU of a batch from its summed squared error ``err`` []: ``err / sum ||x - mean x||^2``."""
-    centred = (x - x.mean(dim=0)).pow(2).sum()  # []
-    return err / centred.clamp_min(torch.finfo(centred.dtype).tiny)  # []
-
-
 class DivergenceGuard:
     """Snapshot of the last good weights and the checks of the module docstring (Chapter 2)."""
 
@@ -75,11 +68,17 @@ class DivergenceGuard:
 
     @torch.no_grad()
     def check(self, sae, err: torch.Tensor, x: torch.Tensor, at: int, weights_after: int,
-              history, lr: float) -> None:
+              history, lr: float, reduce=None) -> None:
         """Check the weights ``sae`` holds now (those after ``weights_after`` optimizer steps),
         evaluated on ``x`` at 1-based step ``at`` with summed squared error ``err`` []; keep
-        them as the last good weights, or restore those and raise."""
-        problem, at = self._problem(sae, err, x, at)
+        them as the last good weights, or restore those and raise. ``reduce`` combines the
+        statistics [first bad step, err, centred sum] over ranks (saelab.train_dist)."""
+        bad = torch.zeros((), device=err.device) if self.first_bad is None else self.first_bad
+        centred = (x - x.mean(dim=0)).pow(2).sum()  # []
+        stats = torch.stack([bad.to(err.dtype), err.detach(), centred])  # [3]
+        if reduce is not None:
+            stats = reduce(stats)
+        problem, at = self._problem(sae, stats, at)
         if problem is None:
             for name, t in sae.state_dict().items():
                 self.snapshot[name].copy_(t)
@@ -91,14 +90,14 @@ class DivergenceGuard:
             f"{self.good_step}, the last that passed the check. Try a lower learning rate "
             f"(e.g. lr={lr / 10:.3g}) or check the scale of the data.", at, history)
 
-    def _problem(self, sae, err, x, step):
-        first_bad = 0 if self.first_bad is None else int(self.first_bad)
+    def _problem(self, sae, stats, step):
+        first_bad, err, centred = stats.tolist()
         if first_bad:
-            return "the loss became NaN or infinite", first_bad
+            return "the loss became NaN or infinite", int(first_bad)
         for name, p in sae.named_parameters():
             if not bool(torch.isfinite(p).all()):
                 return f"parameter {name} became NaN or infinite", step
-        fvu = float(batch_fvu(err, x))
+        fvu = err / max(centred, torch.finfo(torch.float32).tiny)
         if not math.isfinite(fvu):
             return "the FVU on the training batch became NaN or infinite", step
         if self.fvu_bound is None:
