@@ -342,13 +342,14 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
             if sparse:  # firing from the kept indices, no dense scan of the codes
                 fired = fired_latents(out.codes)  # [n] with repeats
                 n_fired = (out.codes.values > 0).sum()  # []
-            else:
-                fired = None if world_size == 1 else out.f.ne(0).any(dim=0).nonzero().squeeze(1)
-                n_fired = (out.f != 0).sum()  # []
+            else:  # one scan of the dense codes serves both counts
+                active = out.f != 0  # [batch, d_sae] bool
+                n_fired = active.sum()  # []
+                fired = None if world_size == 1 else active.any(dim=0).nonzero().squeeze(1)
             if world_size > 1:
                 fired = train_dist.all_fired(fired, d_sae)
             if fired is None:
-                tracker.update(out.f)
+                tracker.update(active)
             else:
                 tracker.update_fired(fired, x.shape[0] * world_size)
             window.add(loss, out.recon_loss, n_fired, x)
