@@ -1,5 +1,7 @@
 """train_sae under torch.distributed: 2 CPU processes (gloo) train the same weights as 1 process
 on the same global batches (saelab/train_dist.py)."""
+import datetime
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -35,7 +37,7 @@ def _train_all(lr=3e-3):
 def _worker(rank, world_size, init_file, out_file, lr_by_rank):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                            world_size=world_size)
+                            world_size=world_size, timeout=datetime.timedelta(seconds=120))
     try:
         result = _train_all(lr_by_rank[rank])
     except ValueError as err:
