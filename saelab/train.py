@@ -44,6 +44,7 @@ from saelab.schedules import lr_at, sparsity_factor_at
 from saelab.torch_sae.sparse import fired_latents
 from saelab.train_data import prepare_data
 from saelab import train_dist
+from saelab.train_window import Window, log_row
 from saelab.train_device import PRECISIONS, autocast, maybe_compile, set_tf32, use_bf16
 from saelab.train_guard import DivergenceGuard, TrainingDivergedError, check_lr_fits
 
@@ -168,46 +169,6 @@ def _make_adam(params, cfg: TrainConfig) -> torch.optim.Adam:
         return torch.optim.Adam(params, **kw)
 
 
-class _Window:
-    """Sums of the logged quantities over the steps since the last history row (on device)."""
-
-    def __init__(self, device: torch.device, world_size: int = 1) -> None:
-        dtype = torch.float32 if device.type == "mps" else torch.float64  # MPS lacks float64
-        self.sums = torch.zeros(5, dtype=dtype, device=device)  # loss, recon, l0, err, centred
-        self.n_steps = 0
-        self.world_size = world_size  # ranks whose sums are added at each row
-
-    @torch.no_grad()
-    def add(self, loss: torch.Tensor, recon: torch.Tensor, n_fired: torch.Tensor,
-            x: torch.Tensor) -> None:
-        batch = x.shape[0]
-        centred = (x - x.mean(dim=0)).pow(2).sum()  # [] each batch about its own mean
-        terms = [loss, recon, n_fired / batch, recon * batch, centred]  # err = batch * recon
-        self.sums += torch.stack([t.detach().to(self.sums.dtype) for t in terms])
-        self.n_steps += 1
-
-    def flush(self, history: TrainHistory, step: int, tokens: int, dead_frac: float,
-              lr: float) -> None:
-        sums = self.sums if self.world_size == 1 else train_dist.sum_over_ranks(self.sums)
-        loss, recon, l0, err, centred = sums.tolist()
-        n = self.n_steps * self.world_size  # loss, recon and l0 are means over ranks
-        row = dict(step=step, tokens=tokens, loss=loss / n, recon=recon / n, l0=l0 / n,
-                   fvu=err / centred if centred > 0 else float("nan"), dead_frac=dead_frac, lr=lr)
-        for key, value in row.items():
-            getattr(history, key).append(value)
-        self.sums.zero_()
-        self.n_steps = 0
-
-
-def _log(window: _Window, history: TrainHistory, step: int, tokens: int,
-         tracker: DeadLatentTracker, lr: float, bar) -> None:
-    """Append a history row and show it on the progress bar."""
-    window.flush(history, step, tokens, float(tracker.dead_mask.float().mean()), lr)
-    bar.set_postfix(loss=f"{history.loss[-1]:.4g}", l0=f"{history.l0[-1]:.1f}",
-                    fvu=f"{history.fvu[-1]:.3f}", dead=f"{history.dead_frac[-1]:.2f}",
-                    refresh=False)
-
-
 @torch.no_grad()
 def _final_check(sae, guard: DivergenceGuard, x: torch.Tensor, done: int, history, lr,
                  reduce) -> None:
@@ -297,7 +258,7 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
     opt = _make_adam(sae.parameters(), cfg)
     tracker = DeadLatentTracker(d_sae, cfg.dead_window_tokens, device=device)
     guard = DivergenceGuard(sae, cfg.max_fvu_growth)
-    history, resampled, window = TrainHistory(), [], _Window(device, world_size)
+    history, resampled, window = TrainHistory(), [], Window(device, world_size)
     resample_until = cfg.n_steps - int(np.ceil(cfg.lr_decay_frac * cfg.n_steps))
     tokens, done, lr, was_training, x = 0, 0, cfg.lr, sae.training, None
     bar = tqdm(total=cfg.n_steps, disable=not progress or rank > 0,
@@ -362,12 +323,12 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
                 resampled.append((done, resample_dead_latents(sae, opt, dead, pool, g)))
                 tracker.reset(dead)
             if done % cfg.log_every == 0:
-                _log(window, history, done, tokens, tracker, lr, bar)
+                log_row(window, history, done, tokens, tracker, lr, bar)
                 if callback is not None and rank == 0:
                     callback(done, sae)
             bar.update(1)
         if window.n_steps > 0:  # the last, partial window
-            _log(window, history, done, tokens, tracker, lr, bar)
+            log_row(window, history, done, tokens, tracker, lr, bar)
             if callback is not None and rank == 0:
                 callback(done, sae)
         if x is not None:
@@ -375,7 +336,7 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
     except KeyboardInterrupt as interrupt:
         sae.apply_constraints()  # the interrupt may have come between Adam and the projection
         if window.n_steps > 0:
-            _log(window, history, done, tokens, tracker, lr, bar)
+            log_row(window, history, done, tokens, tracker, lr, bar)
         interrupt.partial_result = TrainResult(sae, history, tracker.tokens_since_fired.clone(),
                                                resampled)
         warnings.warn(f"training interrupted after {done} of {cfg.n_steps} steps; the partial "
