@@ -62,6 +62,13 @@ class DeadLatentTracker:
         self.tokens_since_fired += f.shape[0]
         self.tokens_since_fired.masked_fill_(fired, 0)
 
+    @torch.no_grad()
+    def update_fired(self, latents: torch.Tensor, n_tokens: int) -> None:
+        """Account for one batch of ``n_tokens`` rows in which ``latents`` (long [n], repeats
+        allowed) fired: the sparse path's kept indices, with no dense scan of the codes."""
+        self.tokens_since_fired += n_tokens
+        self.tokens_since_fired[latents] = 0
+
     @property
     def dead_mask(self) -> torch.Tensor:
         """Bool [d_sae]: True where the latent has been silent for ``window_tokens`` tokens."""

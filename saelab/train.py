@@ -2,7 +2,7 @@
 
 One step on a batch ``x`` of shape [batch, d_in]:
 
-    out  = sae(x, dead_mask)                                   # SAEOutput with every loss term
+    out  = sae(x, dead_mask)                                   # every loss term
     loss = out.loss - (1 - s_t) * out.sparsity_loss            # = recon + s_t * sparsity + aux
     loss.backward(); [unit-norm decoders: sae.remove_parallel_grad()]; clip; Adam step
     sae.apply_constraints()                                    # renormalise rows / clamp theta
@@ -17,32 +17,42 @@ themselves come from the SAE; this file only combines them.
 Other pieces: ``b_dec`` starts at the geometric median of a data sample (Bricken et al. 2023);
 the encoder starts as the decoder transpose (done in the SAE's constructor); dead latents are
 tracked over a token window and passed to the forward pass (AuxK, Gao et al. 2024); L1 SAEs can
-resample dead latents (:mod:`saelab.dead_latents`); a non-finite loss stops training, restores the
-last weights that gave a finite loss, and raises :class:`TrainingDivergedError`.
+resample dead latents (:mod:`saelab.dead_latents`); :mod:`saelab.train_guard` stops a diverging
+run, restores the last good weights and raises :class:`TrainingDivergedError`.
+
+Speed: TopK-family SAEs train on their sparse path (:mod:`saelab.torch_sae.sparse`: the same
+numbers, gradients only over the kept entries) when ``d_sae >= SPARSE_MIN_RATIO * k``; firing
+statistics come from the kept indices; Adam is PyTorch's fused kernel where available; the loop
+syncs with the device only at logging steps (bench/bench_train_step.py measures all of this).
 
 Taught in Chapter 2 (L1) and used for every family in Chapters 4 to 6.
 """
 from __future__ import annotations
 
-import itertools
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from saelab._checks import (check_finite, check_int_in_range, check_positive, check_probability,
-                            check_shape)
+from saelab._checks import check_int_in_range, check_positive, check_probability
 from saelab.dead_latents import DeadLatentTracker, resample_dead_latents
 from saelab.geometric_median import geometric_median
 from saelab.schedules import lr_at, sparsity_factor_at
+from saelab.torch_sae.sparse import fired_latents
+from saelab.train_data import prepare_data
+from saelab import train_dist
+from saelab.train_window import Window, log_row
+from saelab.train_device import PRECISIONS, autocast, maybe_compile, set_tf32, use_bf16
+from saelab.train_guard import DivergenceGuard, TrainingDivergedError, check_lr_fits
 
 __all__ = ["TrainConfig", "TrainHistory", "TrainResult", "TrainingDivergedError", "train_sae",
-           "B_DEC_INITS"]
+           "B_DEC_INITS", "SPARSE_MIN_RATIO", "use_sparse_path"]
 
 B_DEC_INITS = ("geometric_median", "mean", "zeros")
+SPARSE_MIN_RATIO = 8  # sparse path when d_sae >= 8 k: measured faster down to d_sae = 16 k
 
 
 @dataclass
@@ -63,9 +73,14 @@ class TrainConfig:
     resample_every: int = 0  # L1 only: steps between dead-latent resamplings; 0 turns it off
     resample_pool: int = 4096  # inputs scored to choose resampled directions
     grad_clip: float | None = 1.0  # max global gradient norm (SAELens default); None: no clip
-    log_every: int = 50  # steps between history rows (and progress-bar updates)
+    log_every: int = 50  # steps between history rows, divergence checks and progress updates
     seed: int = 0  # seeds batch order and resampling draws (not the SAE's init)
     device: str | None = None  # None: train where the SAE's parameters already are
+    sparse: bool | None = None  # TopK family's sparse path; None: when d_sae >= 8 k
+    max_fvu_growth: float = 1e3  # batch FVU above this times the first step's: diverged
+    precision: str = "float32"  # "bf16": CUDA autocast, float32 master weights (train_device)
+    tf32: bool = True  # CUDA: TensorFloat-32 matmuls (Ampere+); ignored elsewhere
+    compile: bool = False  # CUDA: torch.compile the forward pass; warns and skips elsewhere
 
     def __post_init__(self) -> None:
         check_int_in_range("n_steps", self.n_steps, 1)
@@ -87,6 +102,11 @@ class TrainConfig:
             check_positive("grad_clip", self.grad_clip)
         check_int_in_range("log_every", self.log_every, 1)
         check_int_in_range("seed", self.seed, 0)
+        if self.sparse not in (None, True, False):
+            raise ValueError(f"sparse must be None, True or False, got {self.sparse!r}")
+        check_positive("max_fvu_growth", self.max_fvu_growth)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
 
 @dataclass
@@ -117,98 +137,16 @@ class TrainResult(NamedTuple):
     resampled: list[tuple[int, int]]  # (step, number of latents) per resampling event
 
 
-class TrainingDivergedError(FloatingPointError):
-    """The loss became NaN or infinite; the SAE holds the last weights with a finite loss."""
-
-    def __init__(self, message: str, step: int, history: TrainHistory) -> None:
-        super().__init__(message)
-        self.step = step  # 1-based step whose loss was not finite
-        self.history = history  # rows logged before it
-
-
-# ----------------------------------------------------------------------------------------------
-# Data
-# ----------------------------------------------------------------------------------------------
-
-def _as_tensor(name: str, batch) -> torch.Tensor:
-    if isinstance(batch, np.ndarray):
-        batch = torch.from_numpy(batch)
-    if not isinstance(batch, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor or ndarray, got {type(batch).__name__}")
-    return batch
-
-
-def _shuffled_batches(data: torch.Tensor, batch_size: int, g: torch.Generator):
-    """Endless batches of rows of ``data``, a fresh random order each epoch (drop the tail)."""
-    n = data.shape[0]
-    while True:
-        order = torch.randperm(n, generator=g)  # [n]
-        for start in range(0, n - batch_size + 1, batch_size):
-            yield data[order[start:start + batch_size].to(data.device)]
-
-
-def _checked_batches(batches: Iterator, d_in: int):
-    for i, batch in enumerate(batches):
-        batch = _as_tensor(f"batch {i} of data", batch)
-        check_shape(f"batch {i} of data", batch, (None, d_in))
-        check_finite(f"batch {i} of data", batch)
-        yield batch
-
-
-# ----------------------------------------------------------------------------------------------
-# (input, target) pairs: transcoders (Chapter 8)
-# ----------------------------------------------------------------------------------------------
-
-def _data_width(sae) -> int:
-    """Width of a data row: d_in for an SAE, d_in + d_out for a model with ``cfg.d_out``."""
-    return sae.cfg.d_in + getattr(sae.cfg, "d_out", 0)
-
-
-def _split_target(sae, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input, target) of a batch: an SAE reconstructs its input; a transcoder (``cfg.d_out``)
-    reads rows ``[input | target]`` (``saelab.torch_sae.pair_rows``)."""
-    if getattr(sae.cfg, "d_out", None) is None:
-        return batch, batch
-    return batch[:, :sae.cfg.d_in], batch[:, sae.cfg.d_in:]
-
-
-def _forward(sae, x: torch.Tensor, target: torch.Tensor, dead_mask: torch.Tensor):
-    if target is x:
-        return sae(x, dead_mask=dead_mask)
-    return sae(x, dead_mask=dead_mask, target=target)
-
-
-# ----------------------------------------------------------------------------------------------
-# Training
-# ----------------------------------------------------------------------------------------------
-
-def _prepare_data(data, cfg: TrainConfig, d_in: int, g: torch.Generator):
-    """Validate ``data``; return (batch iterator, sample for b_dec, pool drawer for resampling)."""
-    if isinstance(data, (torch.Tensor, np.ndarray)):
-        data = _as_tensor("data", data)
-        check_shape("data", data, (None, d_in))
-        check_finite("data", data)
-        if data.shape[0] < cfg.batch_size:
-            raise ValueError(f"batch_size must be at most the {data.shape[0]} rows of data, "
-                             f"got {cfg.batch_size}")
-        rows = torch.randperm(data.shape[0], generator=g)[:cfg.b_dec_init_samples]
-        sample = data[rows.to(data.device)]
-
-        def draw_pool(current_batch):  # random rows of the whole data set
-            rows = torch.randint(data.shape[0], (cfg.resample_pool,), generator=g)
-            return data[rows.to(data.device)]
-
-        return _shuffled_batches(data, cfg.batch_size, g), sample, draw_pool
-    if isinstance(data, Iterable):
-        batches = _checked_batches(iter(data), d_in)
-        first = next(batches, None)
-        if first is None:
-            raise ValueError("data must hold at least one batch, got an empty iterable")
-        # a stream cannot be revisited: b_dec starts from the first batch, resampling scores
-        # the current batch
-        return itertools.chain([first], batches), first[:cfg.b_dec_init_samples], lambda x: x
-    raise ValueError(f"data must be a tensor of shape (n, {d_in}) or an iterable of batches, "
-                     f"got {type(data).__name__}")
+def use_sparse_path(sae, sparse: bool | None = None) -> bool:
+    """Whether :func:`train_sae` uses the sparse path (Chapter 4): ``sparse`` if given, else
+    for a TopK-family SAE with ``d_sae >= SPARSE_MIN_RATIO * k``."""
+    has_path = hasattr(sae, "_forward_sparse")
+    if sparse is None:
+        return has_path and sae.cfg.d_sae >= SPARSE_MIN_RATIO * sae.cfg.k
+    if sparse and not has_path:
+        raise ValueError(f"sparse must be None or False for a {sae.cfg.family} SAE (only the "
+                         f"TopK family has a sparse path), got True")
+    return bool(sparse)
 
 
 @torch.no_grad()
@@ -221,42 +159,29 @@ def _init_b_dec(sae, sample: torch.Tensor, how: str) -> None:
         sae.b_dec.copy_(geometric_median(sample).median)
 
 
-class _Window:
-    """Sums of the logged quantities over the steps since the last history row (on device)."""
-
-    def __init__(self, device: torch.device) -> None:
-        dtype = torch.float32 if device.type == "mps" else torch.float64  # MPS lacks float64
-        self.sums = torch.zeros(5, dtype=dtype, device=device)  # loss, recon, l0, err, centred
-        self.n_steps = 0
-
-    @torch.no_grad()
-    def add(self, loss: torch.Tensor, out, x: torch.Tensor) -> None:
-        l0 = (out.f != 0).sum(dim=1).to(self.sums.dtype).mean()  # []
-        err = (x - out.x_hat).pow(2).sum()  # []
-        centred = (x - x.mean(dim=0)).pow(2).sum()  # [] each batch about its own mean
-        terms = [loss, out.recon_loss, l0, err, centred]
-        self.sums += torch.stack([t.detach().to(self.sums.dtype) for t in terms])
-        self.n_steps += 1
-
-    def flush(self, history: TrainHistory, step: int, tokens: int, dead_frac: float,
-              lr: float) -> None:
-        loss, recon, l0, err, centred = self.sums.tolist()
-        n = self.n_steps
-        row = dict(step=step, tokens=tokens, loss=loss / n, recon=recon / n, l0=l0 / n,
-                   fvu=err / centred if centred > 0 else float("nan"), dead_frac=dead_frac, lr=lr)
-        for key, value in row.items():
-            getattr(history, key).append(value)
-        self.sums.zero_()
-        self.n_steps = 0
+def _make_adam(params, cfg: TrainConfig) -> torch.optim.Adam:
+    """Adam with PyTorch's fused kernel where the device supports it (one pass over the
+    parameters instead of several); the same update rule either way."""
+    kw = dict(lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps)
+    try:
+        return torch.optim.Adam(params, fused=True, **kw)
+    except (RuntimeError, ValueError):  # device or dtype without a fused kernel
+        return torch.optim.Adam(params, **kw)
 
 
-def _log(window: _Window, history: TrainHistory, step: int, tokens: int,
-         tracker: DeadLatentTracker, lr: float, bar) -> None:
-    """Append a history row and show it on the progress bar."""
-    window.flush(history, step, tokens, float(tracker.dead_mask.float().mean()), lr)
-    bar.set_postfix(loss=f"{history.loss[-1]:.4g}", l0=f"{history.l0[-1]:.1f}",
-                    fvu=f"{history.fvu[-1]:.3f}", dead=f"{history.dead_frac[-1]:.2f}",
-                    refresh=False)
+@torch.no_grad()
+def _final_check(sae, guard: DivergenceGuard, x: torch.Tensor, done: int, history, lr,
+                 reduce) -> None:
+    """Evaluate the weights after the last optimizer step once, as they will be used (eval)."""
+    was_training = sae.training
+    sae.eval()
+    try:
+        out = sae._forward(x, None)
+        guard.watch(out.loss, done)
+        guard.check(sae, out.recon_loss * x.shape[0], x, at=done, weights_after=done,
+                    history=history, lr=lr, reduce=reduce)
+    finally:
+        sae.train(was_training)
 
 
 def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
@@ -266,13 +191,11 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
     Parameters
     ----------
     sae : saelab.torch_sae.BaseSAE
-        An L1, TopK or JumpReLU SAE (weights as constructed: ``W_enc = W_dec.T``).
+        An SAE of any family (weights as constructed: ``W_enc = W_dec.T``).
     data : Tensor or ndarray of shape (n, d_in), or an iterable of such batches
         A tensor is sampled in shuffled batches of ``cfg.batch_size``, for as many epochs as
         needed. An iterable is consumed in order, one batch per step (its batch size wins);
         training stops early, with a warning, if it runs out.
-        For a transcoder (a model whose ``cfg`` has ``d_out``), rows are ``[input | target]``
-        of width ``d_in + d_out`` (``saelab.torch_sae.pair_rows``; Chapter 8).
     cfg : TrainConfig, optional
         Defaults to ``TrainConfig()``.
     progress : bool
@@ -288,62 +211,88 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
     Raises
     ------
     ValueError
-        Bad data (wrong width, NaN or infinite values, too few rows) or a bad config.
+        Bad data (wrong width, NaN or infinite values, too few rows), a bad config, or an
+        ``lr`` so large that Adam's first step could overflow the parameters' dtype.
     TrainingDivergedError
-        The loss became NaN or infinite; the SAE is restored to the last good weights.
+        Non-finite loss or weights, or a training-batch FVU past the bound (checked every
+        ``cfg.log_every`` steps and after the final step); the SAE holds the last good weights.
+    KeyboardInterrupt
+        Re-raised after constraints are re-applied; ``.partial_result`` holds the TrainResult
+        so far (in a notebook: ``sys.last_value.partial_result``).
     """
     cfg = TrainConfig() if cfg is None else cfg
     if not isinstance(cfg, TrainConfig):
         raise ValueError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
     if not isinstance(sae, torch.nn.Module) or not hasattr(sae, "cfg"):
         raise ValueError(f"sae must be a saelab torch SAE, got {type(sae).__name__}")
-    family, d_sae = sae.cfg.family, sae.cfg.d_sae
+    family, d_in, d_sae = sae.cfg.family, sae.cfg.d_in, sae.cfg.d_sae
     if cfg.resample_every > 0 and family != "l1":
         raise ValueError(f"resample_every must be 0 for a {family} SAE (resampling is for L1 "
                          f"SAEs; TopK uses AuxK), got {cfg.resample_every}")
+    sparse = use_sparse_path(sae, cfg.sparse)
     if cfg.device is not None:
         sae.to(cfg.device)
     device, dtype = sae.W_dec.device, sae.W_dec.dtype
+    check_lr_fits(cfg.lr, cfg.adam_betas, dtype)
+    rank, world_size = train_dist.world()  # (0, 1) unless run under torchrun
+    shard = world_size > 1 and isinstance(data, (torch.Tensor, np.ndarray))
+    if world_size > 1:
+        train_dist.check_same_config(cfg, sae.cfg)
+        if cfg.resample_every > 0:
+            raise ValueError(f"resample_every must be 0 under torch.distributed, got "
+                             f"{cfg.resample_every}")
+        if shard and cfg.batch_size % world_size:
+            raise ValueError(f"batch_size must be a multiple of the {world_size} ranks, got "
+                             f"{cfg.batch_size}")
     g = torch.Generator().manual_seed(cfg.seed)  # batch order and resampling draws
-    batches, sample, draw_pool = _prepare_data(data, cfg, _data_width(sae), g)
-    _init_b_dec(sae, _split_target(sae, sample)[1].to(device, dtype), cfg.b_dec_init)
+    batches, sample, draw_pool = prepare_data(data, cfg, d_in, g)
+    _init_b_dec(sae, sample.to(device, dtype), cfg.b_dec_init)
+    reduce = None
+    if world_size > 1:
+        train_dist.broadcast_state(sae)  # every rank starts from rank 0's weights
+        reduce = train_dist.reduce_guard_stats
 
-    opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps)
+    forward = sae._forward_sparse if sparse else sae._forward  # batches are checked already
+    forward = maybe_compile(forward, cfg.compile, device)
+    bf16 = use_bf16(cfg.precision, device, dtype)  # autocast the forward; weights stay fp32
+    opt = _make_adam(sae.parameters(), cfg)
     tracker = DeadLatentTracker(d_sae, cfg.dead_window_tokens, device=device)
-    last_good = {name: t.detach().clone() for name, t in sae.state_dict().items()}  # + buffers
-    history, resampled, window = TrainHistory(), [], _Window(device)
+    guard = DivergenceGuard(sae, cfg.max_fvu_growth)
+    history, resampled, window = TrainHistory(), [], Window(device, world_size)
     resample_until = cfg.n_steps - int(np.ceil(cfg.lr_decay_frac * cfg.n_steps))
-    tokens, done, lr, was_training = 0, 0, cfg.lr, sae.training
-    bar = tqdm(total=cfg.n_steps, disable=not progress, desc=f"training {family} SAE",
+    tokens, done, lr, was_training, x = 0, 0, cfg.lr, sae.training, None
+    bar = tqdm(total=cfg.n_steps, disable=not progress or rank > 0,
+               desc=f"training {family} SAE",
                unit="step")
     sae.train()
+    old_tf32 = set_tf32(cfg.tf32, device)
     try:
         for step in range(cfg.n_steps):
-            x = next(batches, None)
-            if x is None:
+            batch = next(batches, None)
+            if batch is None:
                 warnings.warn(f"data ran out after {step} of {cfg.n_steps} steps; stopping early")
                 break
-            x, target = _split_target(sae, x.to(device, dtype))  # [batch, d_in], its target
+            x = batch[rank::world_size] if shard else batch  # this rank's shard
+            x = x.to(device, dtype)  # [batch, d_in]
             lr = lr_at(step, cfg.n_steps, cfg.lr, cfg.lr_warmup_steps, cfg.lr_decay_frac)
             for group in opt.param_groups:
                 group["lr"] = lr
             factor = sparsity_factor_at(step, cfg.n_steps, cfg.sparsity_warmup_frac)
 
-            out = _forward(sae, x, target, tracker.dead_mask)
+            with autocast(bf16):
+                out = forward(x, tracker.dead_mask)
             loss = out.loss - (1.0 - factor) * out.sparsity_loss  # [] sparsity warm-up
-            with torch.no_grad():
-                if not bool(torch.isfinite(loss)):
-                    sae.load_state_dict(last_good)
-                    raise TrainingDivergedError(
-                        f"loss became {loss.item()} at step {step + 1} (lr={lr:.3g}); the SAE "
-                        f"holds the last weights with a finite loss. Try a lower learning rate "
-                        f"(e.g. lr={cfg.lr / 10:.3g}) or check the scale of the data.",
-                        step + 1, history)
-                for name, t in sae.state_dict().items():
-                    last_good[name].copy_(t)
+            guard.watch(loss, step + 1)
+            if world_size > 1:
+                train_dist.average_buffers(sae, world_size)  # BatchTopK's threshold
+            if step % cfg.log_every == 0:  # check the weights just evaluated, then keep them
+                guard.check(sae, out.recon_loss.detach() * x.shape[0], x, at=step + 1,
+                            weights_after=step, history=history, lr=lr, reduce=reduce)
 
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if world_size > 1:  # DDP's all-reduce: the gradient of the global-batch mean
+                train_dist.average_gradients(sae.parameters(), world_size)
             if sae.unit_norm_decoder:
                 sae.remove_parallel_grad()
             if cfg.grad_clip is not None:
@@ -351,9 +300,21 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
             opt.step()
             sae.apply_constraints()
 
-            tracker.update(out.f)
-            window.add(loss, out, target)
-            tokens += x.shape[0]
+            if sparse:  # firing from the kept indices, no dense scan of the codes
+                fired = fired_latents(out.codes)  # [n] with repeats
+                n_fired = (out.codes.values > 0).sum()  # []
+            else:  # one scan of the dense codes serves both counts
+                active = out.f != 0  # [batch, d_sae] bool
+                n_fired = active.sum()  # []
+                fired = None if world_size == 1 else active.any(dim=0).nonzero().squeeze(1)
+            if world_size > 1:
+                fired = train_dist.all_fired(fired, d_sae)
+            if fired is None:
+                tracker.update(active)
+            else:
+                tracker.update_fired(fired, x.shape[0] * world_size)
+            window.add(loss, out.recon_loss, n_fired, x)
+            tokens += x.shape[0] * world_size
             done = step + 1
             if (cfg.resample_every > 0 and done % cfg.resample_every == 0
                     and done < resample_until and bool(tracker.dead_mask.any())):
@@ -362,15 +323,27 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
                 resampled.append((done, resample_dead_latents(sae, opt, dead, pool, g)))
                 tracker.reset(dead)
             if done % cfg.log_every == 0:
-                _log(window, history, done, tokens, tracker, lr, bar)
-                if callback is not None:
+                log_row(window, history, done, tokens, tracker, lr, bar)
+                if callback is not None and rank == 0:
                     callback(done, sae)
             bar.update(1)
         if window.n_steps > 0:  # the last, partial window
-            _log(window, history, done, tokens, tracker, lr, bar)
-            if callback is not None:
+            log_row(window, history, done, tokens, tracker, lr, bar)
+            if callback is not None and rank == 0:
                 callback(done, sae)
+        if x is not None:
+            _final_check(sae, guard, x, done, history, lr, reduce)
+    except KeyboardInterrupt as interrupt:
+        sae.apply_constraints()  # the interrupt may have come between Adam and the projection
+        if window.n_steps > 0:
+            log_row(window, history, done, tokens, tracker, lr, bar)
+        interrupt.partial_result = TrainResult(sae, history, tracker.tokens_since_fired.clone(),
+                                               resampled)
+        warnings.warn(f"training interrupted after {done} of {cfg.n_steps} steps; the partial "
+                      f"TrainResult is the KeyboardInterrupt's .partial_result")
+        raise
     finally:
+        torch.backends.cuda.matmul.allow_tf32 = old_tf32
         bar.close()
         sae.train(was_training)
     return TrainResult(sae, history, tracker.tokens_since_fired.clone(), resampled)

@@ -2,7 +2,7 @@
 
     f     = ReLU(TopK_k(pre_acts))             keep the k largest entries per row, zero the rest
     e     = stopgrad(x - x_hat)                                   (batch, d_in)
-    e_hat = ReLU(TopK_{k_aux}(pre_acts over dead latents)) @ W_dec  (no b_dec)
+    e_hat = TopK_{k_aux}(pre_acts over dead latents) @ W_dec   (no b_dec, no ReLU)
     aux_loss = mean_b ||e_b - e_hat_b||^2 / mean_b ||e_b - mean(e)||^2
     loss  = recon_loss + aux_coeff * aux_loss
 
@@ -12,7 +12,11 @@ f_aux = the dead codes):
     dL/dpre_bi   = dL/df_bi * 1[f_bi > 0]        (only kept, positive entries pass gradient)
     g            = aux_coeff * (2 / B) (e_hat - e) / D                 (batch, d_in)
     dL/dW_dec   += f_aux^T g
-    dL/dpre     += (g W_dec^T) * 1[f_aux > 0]
+    dL/dpre     += (g W_dec^T) * 1[entry among the top k_aux dead]
+
+The AuxK codes keep their sign (as in SAELens' ``calculate_topk_aux_acts``): with a ReLU, a dead
+latent whose pre-activations are negative on every input would get no gradient and stay dead;
+without it, reconstructing the residual pulls its pre-activations up where that helps.
 
 From Gao et al. (2024), "Scaling and evaluating sparse autoencoders", arXiv:2406.04093.
 Sparsity is exact (at most k non-zeros), so there is no sparsity penalty; decoder rows are kept at
@@ -90,11 +94,21 @@ class TopKSAE(BaseSAE):
     def sparsity_loss(self, pre_acts: np.ndarray, f: np.ndarray) -> float:
         return 0.0  # TopK needs no penalty
 
-    def dead_codes(self, pre_acts: np.ndarray, dead_mask: np.ndarray) -> np.ndarray:
-        """Codes of the top-k_aux dead latents, shape (batch, d_sae); zeros for live latents."""
+    def dead_selection(self, pre_acts: np.ndarray, dead_mask: np.ndarray) -> np.ndarray:
+        """Bool (batch, d_sae): the top-k_aux dead latents of each row (AuxK's entries)."""
         k_aux = min(self.cfg.k_aux, int(dead_mask.sum()))
         dead_pre = np.where(dead_mask, pre_acts, -np.inf)  # (batch, d_sae)
-        return topk_relu(dead_pre, k_aux)  # (batch, d_sae)
+        indices = np.argpartition(dead_pre, -k_aux, axis=-1)[:, -k_aux:]  # (batch, k_aux)
+        chosen = np.zeros(pre_acts.shape, dtype=bool)  # (batch, d_sae)
+        np.put_along_axis(chosen, indices, True, axis=-1)
+        return chosen
+
+    def dead_codes(self, pre_acts: np.ndarray, dead_mask: np.ndarray) -> np.ndarray:
+        """Pre-activations of the top-k_aux dead latents, shape (batch, d_sae); zeros elsewhere.
+
+        No ReLU: a dead latent whose pre-activations are all negative still gets a gradient.
+        """
+        return np.where(self.dead_selection(pre_acts, dead_mask), pre_acts, 0.0)
 
     def aux_loss(self, x, x_hat, pre_acts, dead_mask) -> float:
         if dead_mask is None or not np.any(dead_mask):
@@ -118,10 +132,11 @@ class TopKSAE(BaseSAE):
     def aux_backward(self, x, out, dead_mask, grads) -> np.ndarray | float:
         if dead_mask is None or not np.any(dead_mask):
             return 0.0
-        f_aux = self.dead_codes(out.pre_acts, dead_mask)  # (batch, d_sae)
+        chosen = self.dead_selection(out.pre_acts, dead_mask)  # (batch, d_sae)
+        f_aux = np.where(chosen, out.pre_acts, 0.0)  # (batch, d_sae)
         e = x - out.x_hat  # (batch, d_in)
         e_hat = f_aux @ self.W_dec  # (batch, d_in)
         den = max(((e - e.mean(axis=0)) ** 2).sum(axis=-1).mean(), np.finfo(e.dtype).tiny)
         g = self.aux_coeff * (2.0 / x.shape[0]) * (e_hat - e) / den  # (batch, d_in)
         grads["W_dec"] += f_aux.T @ g  # (d_sae, d_in)
-        return (g @ self.W_dec.T) * (f_aux > 0)  # (batch, d_sae)
+        return (g @ self.W_dec.T) * chosen  # (batch, d_sae)

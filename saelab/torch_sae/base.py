@@ -82,8 +82,12 @@ class BaseSAE(nn.Module):
 
     # ----- shared forward -----------------------------------------------------------------------
     def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
-        """Encoder pre-activations ``(x - b_dec) @ W_enc + b_enc``: [batch, d_in] -> [batch, d_sae]."""
-        return (x - self.b_dec) @ self.W_enc + self.b_enc  # [batch, d_sae]
+        """Encoder pre-activations ``(x - b_dec) @ W_enc + b_enc``: [batch, d_in] -> [batch, d_sae].
+
+        Computed as ``x @ W_enc + (b_enc - b_dec @ W_enc)`` (as in the NumPy twin): the same
+        value, but the backward needs no dense product for the gradient of ``x - b_dec``.
+        """
+        return x @ self.W_enc + (self.b_enc - self.b_dec @ self.W_enc)  # [batch, d_sae]
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Codes f for inputs x: [batch, d_in] -> [batch, d_sae]."""
@@ -111,6 +115,10 @@ class BaseSAE(nn.Module):
         """
         self._check_x(x)
         self._check_dead_mask(dead_mask)
+        return self._forward(x, dead_mask)
+
+    def _forward(self, x: torch.Tensor, dead_mask: torch.Tensor | None) -> SAEOutput:
+        """``forward`` without the input checks (the training loop checks its batches once)."""
         pre_acts = self.pre_activation(x)  # [batch, d_sae]
         f = self.activation(pre_acts)  # [batch, d_sae]
         x_hat = self._decode(f)  # [batch, d_in]
@@ -132,8 +140,8 @@ class BaseSAE(nn.Module):
         if grad is None:
             return
         W = self.W_dec  # [d_sae, d_in]
-        coef = (grad * W).sum(dim=1, keepdim=True) / W.pow(2).sum(dim=1, keepdim=True)  # [d_sae, 1]
-        grad -= coef * W
+        coef = torch.linalg.vecdot(grad, W, dim=1) / torch.linalg.vecdot(W, W, dim=1)  # [d_sae]
+        grad.addcmul_(W, coef[:, None], value=-1.0)  # grad -= coef * W, without a temporary
 
     @torch.no_grad()
     def normalize_decoder(self) -> None:

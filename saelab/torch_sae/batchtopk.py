@@ -31,6 +31,7 @@ from saelab._checks import check_int_in_range, check_tensor
 from saelab.sae_config import BatchTopKConfig
 from saelab.sae_output import SAEOutput
 from saelab.torch_sae.base import BaseSAE
+from saelab.torch_sae.sparse import SparseOutput, batch_topk_selection
 from saelab.torch_sae.topk import TopKSAE, topk_relu
 
 THRESHOLD_UNSET = -1.0  # theta before the first training batch: "no estimate", inference = ReLU
@@ -67,16 +68,29 @@ class BatchTopKSAE(TopKSAE):
         above = (pre_acts > self.threshold).to(pre_acts.dtype)  # [batch, d_sae]
         return torch.relu(pre_acts) * above  # [batch, d_sae]
 
-    def forward(self, x: torch.Tensor, dead_mask: torch.Tensor | None = None) -> SAEOutput:
+    def _forward(self, x: torch.Tensor, dead_mask: torch.Tensor | None) -> SAEOutput:
         """TopK's forward; in training mode also folds this batch into the threshold estimate."""
-        out = super().forward(x, dead_mask)
+        out = super()._forward(x, dead_mask)
         if self.training:
             self.update_threshold(out.f)
         return out
 
+    def select(self, pre: torch.Tensor):
+        """Sparse-path selection: the ``k * batch`` largest entries of the whole batch."""
+        return batch_topk_selection(pre, self.cfg.k * pre.shape[0])
+
+    def _forward_sparse(self, x: torch.Tensor, dead_mask: torch.Tensor | None) -> SparseOutput:
+        if not self.training:
+            raise ValueError("sparse_forward of a BatchTopK SAE needs training mode (sae.train()); "
+                             "in eval mode its codes come from the threshold: use sae(x)")
+        out = super()._forward_sparse(x, dead_mask)
+        self.update_threshold(out.codes.values)
+        return out
+
     @torch.no_grad()
     def update_threshold(self, f: torch.Tensor) -> None:
-        """EMA update of ``threshold`` from the smallest positive code of ``f`` [batch, d_sae]."""
+        """EMA update of ``threshold`` from the smallest positive code of ``f`` (any shape: the
+        dense [batch, d_sae] codes, or the kept values [n] of the sparse path)."""
         kept = f[f > 0]  # [n_kept]
         if kept.numel() == 0:
             return  # nothing fired: no information about the threshold

@@ -2,13 +2,15 @@
 
     f     = ReLU(TopK_k(pre_acts))             keep the k largest entries per row, zero the rest
     e     = stopgrad(x - x_hat)                                   # [batch, d_in]
-    e_hat = ReLU(TopK_{k_aux}(pre_acts over dead latents)) @ W_dec  (no b_dec)
+    e_hat = TopK_{k_aux}(pre_acts over dead latents) @ W_dec   (no b_dec, no ReLU)
     aux_loss = mean_b ||e_b - e_hat_b||^2 / mean_b ||e_b - mean(e)||^2
     loss  = recon_loss + aux_coeff * aux_loss
 
 From Gao et al. (2024), "Scaling and evaluating sparse autoencoders", arXiv:2406.04093.
 Sparsity is exact (at most k non-zeros), so there is no sparsity penalty; decoder rows are kept at
 unit norm. If k_aux exceeds the number of dead latents, all dead latents are used.
+The AuxK codes keep their sign (as in SAELens' ``calculate_topk_aux_acts``): with a ReLU, a dead
+latent whose pre-activations are negative on every input would get no gradient and stay dead.
 Reads line by line against ``saelab/numpy_sae/topk.py``. Taught in Chapter 4.
 """
 from __future__ import annotations
@@ -18,7 +20,9 @@ import torch
 from saelab._checks import check_int_in_range, check_tensor
 from saelab.sae_config import TopKConfig
 from saelab.numpy_sae.base import _check_pair
-from saelab.torch_sae.base import BaseSAE
+from saelab.torch_sae.base import BaseSAE, recon_loss
+from saelab.torch_sae.sparse import (SparseOutput, decode_sparse, dense_pre_acts, sparse_codes,
+                                     topk_selection)
 
 
 def topk_relu(pre_acts: torch.Tensor, k: int) -> torch.Tensor:
@@ -66,21 +70,63 @@ class TopKSAE(BaseSAE):
         return pre_acts.new_zeros(())  # [] TopK needs no penalty
 
     def dead_codes(self, pre_acts: torch.Tensor, dead_mask: torch.Tensor) -> torch.Tensor:
-        """Codes of the top-k_aux dead latents [batch, d_sae]; zeros for live latents."""
+        """Pre-activations of the top-k_aux dead latents [batch, d_sae], zeros elsewhere.
+
+        No ReLU: a dead latent whose pre-activations are all negative still gets a gradient.
+        """
         dead_mask = dead_mask.to(pre_acts.device)  # [d_sae]
         k_aux = min(self.cfg.k_aux, int(dead_mask.sum()))
         dead_pre = pre_acts.masked_fill(~dead_mask, float("-inf"))  # [batch, d_sae]
-        return topk_relu(dead_pre, k_aux)  # [batch, d_sae]
+        values, indices = dead_pre.topk(k_aux, dim=-1)  # [batch, k_aux]
+        return torch.zeros_like(pre_acts).scatter(-1, indices, values)  # [batch, d_sae]
 
-    def aux_loss(self, x, x_hat, pre_acts, dead_mask) -> torch.Tensor:
+    def _aux_applies(self, x, dead_mask) -> bool:
         if dead_mask is None or not bool(dead_mask.any()):
-            return x.new_zeros(())  # []
+            return False
         if x.shape[0] < 2:
             raise ValueError(
                 f"x must have at least 2 rows when dead_mask marks dead latents "
                 f"(AuxK normalises by the batch variance), got {x.shape[0]}"
             )
+        return True
+
+    def aux_loss(self, x, x_hat, pre_acts, dead_mask) -> torch.Tensor:
+        if not self._aux_applies(x, dead_mask):
+            return x.new_zeros(())  # []
         f_aux = self.dead_codes(pre_acts, dead_mask)  # [batch, d_sae]
         e = (x - x_hat).detach()  # [batch, d_in], stopgrad
         e_hat = f_aux @ self.W_dec  # [batch, d_in]
         return auxk_loss(e, e_hat)
+
+    # ----- sparse path (same numbers, only the kept entries; saelab/torch_sae/sparse.py) -----
+    def select(self, pre: torch.Tensor):
+        """Sparse-path selection: the k largest entries of each row of pre [batch, d_sae]."""
+        return topk_selection(pre, self.cfg.k)
+
+    def sparse_forward(self, x: torch.Tensor, dead_mask: torch.Tensor | None = None):
+        """``forward`` on the sparse path: the same losses and ``x_hat``, and the kept codes as a
+        :class:`~saelab.torch_sae.sparse.SparseCodes` instead of the dense ``f`` (Chapter 4).
+
+        Gradients reach every parameter exactly as in ``forward``, but cost O(k d_in) per row
+        instead of dense [batch x d_in x d_sae] products. Returns a ``SparseOutput``.
+        """
+        self._check_x(x)
+        self._check_dead_mask(dead_mask)
+        return self._forward_sparse(x, dead_mask)
+
+    def _forward_sparse(self, x: torch.Tensor, dead_mask: torch.Tensor | None) -> SparseOutput:
+        params = (self.W_enc, self.b_enc, self.b_dec)
+        pre = dense_pre_acts(x, *params)  # [batch, d_sae], no graph
+        codes = sparse_codes(x, *params, *self.select(pre))  # n kept entries
+        x_hat = decode_sparse(codes, self.W_dec) + self.b_dec  # [batch, d_in]
+        recon = recon_loss(x, x_hat)  # []
+        aux = x.new_zeros(())  # []
+        if self._aux_applies(x, dead_mask):
+            dead = dead_mask.to(pre.device).nonzero().squeeze(1)  # [n_dead]
+            k_aux = min(self.cfg.k_aux, int(dead.numel()))
+            rows, local, pre_kept = topk_selection(pre.index_select(1, dead), k_aux)
+            aux_codes = sparse_codes(x, *params, rows, dead[local], pre_kept, relu=False)
+            e = (x - x_hat).detach()  # [batch, d_in], stopgrad
+            aux = auxk_loss(e, decode_sparse(aux_codes, self.W_dec))
+        loss = recon + self.aux_coeff * aux  # []
+        return SparseOutput(x_hat, codes, loss, recon, x.new_zeros(()), aux)

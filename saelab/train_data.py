@@ -1,0 +1,75 @@
+"""Data handling of :func:`saelab.train.train_sae`: shuffled batches of a tensor, or a stream.
+
+A tensor of shape (n, d_in) is checked once and sampled in shuffled batches, a fresh order each
+epoch; an iterable is consumed in order, one batch per step, each checked as it arrives. Both
+also give the sample that initialises ``b_dec`` and a pool drawer for resampling (Chapter 2).
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from saelab._checks import check_finite, check_shape
+
+__all__ = ["prepare_data"]
+
+
+def _as_tensor(name: str, batch) -> torch.Tensor:
+    if isinstance(batch, np.ndarray):
+        batch = torch.from_numpy(batch)
+    if not isinstance(batch, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor or ndarray, got {type(batch).__name__}")
+    return batch
+
+
+def _shuffled_batches(data: torch.Tensor, batch_size: int, g: torch.Generator):
+    """Endless batches of rows of ``data``, a fresh random order each epoch (drop the tail)."""
+    n = data.shape[0]
+    while True:
+        order = torch.randperm(n, generator=g)  # [n]
+        for start in range(0, n - batch_size + 1, batch_size):
+            yield data[order[start:start + batch_size].to(data.device)]
+
+
+def _checked_batches(batches: Iterator, d_in: int, check_every: int):
+    """Check each batch's type and shape; its values when it is on the CPU (a scan, no device
+    sync), else on the first batch and every ``check_every``-th one only."""
+    for i, batch in enumerate(batches):
+        batch = _as_tensor(f"batch {i} of data", batch)
+        check_shape(f"batch {i} of data", batch, (None, d_in))
+        if batch.device.type == "cpu" or i % check_every == 0:
+            check_finite(f"batch {i} of data", batch)
+        yield batch
+
+
+
+def prepare_data(data, cfg, d_in: int, g: torch.Generator):
+    """Validate ``data``; return (batch iterator, sample for b_dec, pool drawer for resampling)."""
+    if isinstance(data, (torch.Tensor, np.ndarray)):
+        data = _as_tensor("data", data)
+        check_shape("data", data, (None, d_in))
+        check_finite("data", data)
+        if data.shape[0] < cfg.batch_size:
+            raise ValueError(f"batch_size must be at most the {data.shape[0]} rows of data, "
+                             f"got {cfg.batch_size}")
+        rows = torch.randperm(data.shape[0], generator=g)[:cfg.b_dec_init_samples]
+        sample = data[rows.to(data.device)]
+
+        def draw_pool(current_batch):  # random rows of the whole data set
+            rows = torch.randint(data.shape[0], (cfg.resample_pool,), generator=g)
+            return data[rows.to(data.device)]
+
+        return _shuffled_batches(data, cfg.batch_size, g), sample, draw_pool
+    if isinstance(data, Iterable):
+        batches = _checked_batches(iter(data), d_in, cfg.log_every)
+        first = next(batches, None)
+        if first is None:
+            raise ValueError("data must hold at least one batch, got an empty iterable")
+        # a stream cannot be revisited: b_dec starts from the first batch, resampling scores
+        # the current batch
+        return itertools.chain([first], batches), first[:cfg.b_dec_init_samples], lambda x: x
+    raise ValueError(f"data must be a tensor of shape (n, {d_in}) or an iterable of batches, "
+                     f"got {type(data).__name__}")
