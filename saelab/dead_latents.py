@@ -55,8 +55,9 @@ class DeadLatentTracker:
 
     @torch.no_grad()
     def update(self, f: torch.Tensor) -> None:
-        """Account for one batch of codes ``f`` of shape [batch, d_sae]."""
-        check_tensor("f", f, 2, finite=False, nonempty=False)
+        """Account for one batch of codes ``f`` of shape [batch, d_sae] (or its bool mask
+        ``f != 0``, which the training loop has already computed)."""
+        check_tensor("f", f, 2, finite=False, nonempty=False, floating=False)
         check_shape("f", f, (None, self.tokens_since_fired.shape[0]))
         fired = (f != 0).any(dim=0)  # [d_sae]
         self.tokens_since_fired += f.shape[0]

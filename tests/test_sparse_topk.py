@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from saelab.gradcheck import central_differences, relative_error
-from saelab.sae_config import BatchTopKConfig, TopKConfig
+from saelab.sae_config import BatchTopKConfig, MatryoshkaConfig, TopKConfig
 from saelab.torch_sae import make_sae
 from saelab.torch_sae.sparse import (KeptPreActs, decode_sparse, fired_latents, sparse_codes,
                                      to_dense, topk_selection)
@@ -15,6 +15,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 CONFIGS = {
     "topk": TopKConfig(d_in=8, d_sae=40, k=4, k_aux=6),
     "batchtopk": BatchTopKConfig(d_in=8, d_sae=40, k=4, k_aux=6),
+    "matryoshka": MatryoshkaConfig(d_in=8, d_sae=40, k=4, k_aux=6, prefix_sizes=(5, 15, 40)),
+    "matryoshka_topk": MatryoshkaConfig(d_in=8, d_sae=40, k=4, k_aux=6, prefix_sizes=(10, 40),
+                                        activation="topk"),
 }
 
 

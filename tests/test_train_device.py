@@ -1,4 +1,4 @@
-"""Accelerator options of train_sae (saelab/train_device.py): CPU fallbacks here, CUDA on a GPU."""
+"""Accelerator options of train_sae (saelab/train/device.py): CPU fallbacks here, CUDA on a GPU."""
 import pytest
 import torch
 

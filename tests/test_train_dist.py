@@ -1,5 +1,5 @@
 """train_sae under torch.distributed: 2 CPU processes (gloo) train the same weights as 1 process
-on the same global batches (saelab/train_dist.py)."""
+on the same global batches (saelab/train/distributed.py)."""
 import datetime
 
 import pytest

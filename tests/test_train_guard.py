@@ -1,4 +1,4 @@
-"""The divergence guard and the interrupt path of train_sae (saelab/train_guard.py, issue 12)."""
+"""The divergence guard and the interrupt path of train_sae (saelab/train/guard.py, issue 12)."""
 import math
 
 import pytest
@@ -8,7 +8,7 @@ from saelab.sae_config import BatchTopKConfig, JumpReLUConfig, L1Config, TopKCon
 from saelab.synthetic import make_sparse_data
 from saelab.torch_sae import make_sae
 from saelab.train import TrainConfig, TrainingDivergedError, train_sae
-from saelab.train_guard import check_lr_fits
+from saelab.train.guard import check_lr_fits
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -27,6 +27,7 @@ from saelab.sae_config import MatryoshkaConfig
 from saelab.sae_output import SAEOutput
 from saelab.torch_sae.base import BaseSAE
 from saelab.torch_sae.batchtopk import THRESHOLD_UNSET, BatchTopKSAE
+from saelab.torch_sae.sparse import SparseOutput, decode_sparse
 from saelab.torch_sae.topk import TopKSAE, topk_relu
 
 
@@ -73,11 +74,34 @@ class MatryoshkaSAE(BatchTopKSAE):
         parts = torch.stack([f[:, a:b] @ self.W_dec[a:b] for a, b in self.cfg.groups()])
         return parts.cumsum(dim=0) + self.b_dec  # [n_prefixes, batch, d_in]
 
-    def forward(self, x: torch.Tensor, dead_mask: torch.Tensor | None = None) -> SAEOutput:
-        """BatchTopK's forward with ``recon_loss`` (and so ``loss``) the nested loss."""
-        out = TopKSAE.forward(self, x, dead_mask)  # codes, full x_hat, AuxK on the full residual
+    def _forward(self, x: torch.Tensor, dead_mask: torch.Tensor | None) -> SAEOutput:
+        """BatchTopK's forward with ``recon_loss`` (and so ``loss``) the nested loss.
+
+        ``forward`` (the base's) checks the input and calls this; the training loop calls it
+        directly on batches it has already checked.
+        """
+        out = TopKSAE._forward(self, x, dead_mask)  # codes, full x_hat, AuxK on the full residual
         if self.training and self.cfg.activation == "batchtopk":
             self.update_threshold(out.f)
         recon = _nested_recon_loss(x, self.prefix_reconstructions(out.f))  # []
         loss = recon + out.sparsity_loss + self.aux_coeff * out.aux_loss  # []
         return out._replace(loss=loss, recon_loss=recon)
+
+    # ----- sparse path (saelab/torch_sae/sparse.py): the same numbers from the kept entries ------
+    def select(self, pre: torch.Tensor):
+        """Sparse-path selection: per row (TopK) or over the whole batch (BatchTopK)."""
+        if self.cfg.activation == "topk":
+            return TopKSAE.select(self, pre)
+        return super().select(pre)
+
+    def _forward_sparse(self, x: torch.Tensor, dead_mask: torch.Tensor | None) -> SparseOutput:
+        """The nested loss from prefix partial sums of the kept codes (``decode_sparse(limit=m)``)."""
+        if self.cfg.activation == "topk":
+            out = TopKSAE._forward_sparse(self, x, dead_mask)
+        else:  # checks training mode and updates the threshold, as BatchTopK's does
+            out = super()._forward_sparse(x, dead_mask)
+        inner = [decode_sparse(out.codes, self.W_dec, limit=m) + self.b_dec
+                 for m in self.cfg.prefix_sizes[:-1]]  # each [batch, d_in]
+        x_hats = torch.stack(inner + [out.x_hat])  # [n_prefixes, batch, d_in]
+        recon = _nested_recon_loss(x, x_hats)  # []
+        return out._replace(loss=recon + self.aux_coeff * out.aux_loss, recon_loss=recon)

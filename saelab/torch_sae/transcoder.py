@@ -139,6 +139,11 @@ class Transcoder(BaseSAE):
             raise ValueError("target must be the MLP output [batch, d_out] that the transcoder "
                              "predicts, got None; use predict(x) for the prediction alone")
         check_shape("target", target, (x.shape[0], self.cfg.d_out))
+        return self._forward(x, dead_mask, target)
+
+    def _forward(self, x: torch.Tensor, dead_mask: torch.Tensor | None,
+                 target: torch.Tensor) -> SAEOutput:
+        """``forward`` without the input checks (the training loop checks its batches once)."""
         pre_acts = self.pre_activation(x)  # [batch, d_sae]
         f = self.activation(pre_acts)  # [batch, d_sae]
         y_hat = self.predict(x, f)  # [batch, d_out]

@@ -17,7 +17,7 @@ themselves come from the SAE; this file only combines them.
 Other pieces: ``b_dec`` starts at the geometric median of a data sample (Bricken et al. 2023);
 the encoder starts as the decoder transpose (done in the SAE's constructor); dead latents are
 tracked over a token window and passed to the forward pass (AuxK, Gao et al. 2024); L1 SAEs can
-resample dead latents (:mod:`saelab.dead_latents`); :mod:`saelab.train_guard` stops a diverging
+resample dead latents (:mod:`saelab.dead_latents`); :mod:`saelab.train.guard` stops a diverging
 run, restores the last good weights and raises :class:`TrainingDivergedError`.
 
 Speed: TopK-family SAEs train on their sparse path (:mod:`saelab.torch_sae.sparse`: the same
@@ -42,11 +42,12 @@ from saelab.dead_latents import DeadLatentTracker, resample_dead_latents
 from saelab.geometric_median import geometric_median
 from saelab.schedules import lr_at, sparsity_factor_at
 from saelab.torch_sae.sparse import fired_latents
-from saelab.train_data import prepare_data
-from saelab import train_dist
-from saelab.train_window import Window, log_row
-from saelab.train_device import PRECISIONS, autocast, maybe_compile, set_tf32, use_bf16
-from saelab.train_guard import DivergenceGuard, TrainingDivergedError, check_lr_fits
+from saelab.train import distributed as train_dist
+from saelab.train.data import prepare_data
+from saelab.train.device import PRECISIONS, autocast, maybe_compile, set_tf32, use_bf16
+from saelab.train.guard import DivergenceGuard, TrainingDivergedError, check_lr_fits
+from saelab.train.pairs import data_width, split_target, step_forward
+from saelab.train.window import Window, log_row
 
 __all__ = ["TrainConfig", "TrainHistory", "TrainResult", "TrainingDivergedError", "train_sae",
            "B_DEC_INITS", "SPARSE_MIN_RATIO", "use_sparse_path"]
@@ -78,7 +79,7 @@ class TrainConfig:
     device: str | None = None  # None: train where the SAE's parameters already are
     sparse: bool | None = None  # TopK family's sparse path; None: when d_sae >= 8 k
     max_fvu_growth: float = 1e3  # batch FVU above this times the first step's: diverged
-    precision: str = "float32"  # "bf16": CUDA autocast, float32 master weights (train_device)
+    precision: str = "float32"  # "bf16": CUDA autocast, float32 master weights (saelab.train.device)
     tf32: bool = True  # CUDA: TensorFloat-32 matmuls (Ampere+); ignored elsewhere
     compile: bool = False  # CUDA: torch.compile the forward pass; warns and skips elsewhere
 
@@ -170,15 +171,15 @@ def _make_adam(params, cfg: TrainConfig) -> torch.optim.Adam:
 
 
 @torch.no_grad()
-def _final_check(sae, guard: DivergenceGuard, x: torch.Tensor, done: int, history, lr,
-                 reduce) -> None:
+def _final_check(sae, guard: DivergenceGuard, x: torch.Tensor, target: torch.Tensor, done: int,
+                 history, lr, reduce) -> None:
     """Evaluate the weights after the last optimizer step once, as they will be used (eval)."""
     was_training = sae.training
     sae.eval()
     try:
-        out = sae._forward(x, None)
+        out = step_forward(sae, sparse=False)(x, None, target)  # eval: the dense path
         guard.watch(out.loss, done)
-        guard.check(sae, out.recon_loss * x.shape[0], x, at=done, weights_after=done,
+        guard.check(sae, out.recon_loss * x.shape[0], target, at=done, weights_after=done,
                     history=history, lr=lr, reduce=reduce)
     finally:
         sae.train(was_training)
@@ -195,7 +196,8 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
     data : Tensor or ndarray of shape (n, d_in), or an iterable of such batches
         A tensor is sampled in shuffled batches of ``cfg.batch_size``, for as many epochs as
         needed. An iterable is consumed in order, one batch per step (its batch size wins);
-        training stops early, with a warning, if it runs out.
+        training stops early, with a warning, if it runs out. For a transcoder (Chapter 8)
+        rows are ``[input | target]`` of width ``d_in + d_out`` (:mod:`saelab.train.pairs`).
     cfg : TrainConfig, optional
         Defaults to ``TrainConfig()``.
     progress : bool
@@ -225,7 +227,7 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
         raise ValueError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
     if not isinstance(sae, torch.nn.Module) or not hasattr(sae, "cfg"):
         raise ValueError(f"sae must be a saelab torch SAE, got {type(sae).__name__}")
-    family, d_in, d_sae = sae.cfg.family, sae.cfg.d_in, sae.cfg.d_sae
+    family, d_sae = sae.cfg.family, sae.cfg.d_sae
     if cfg.resample_every > 0 and family != "l1":
         raise ValueError(f"resample_every must be 0 for a {family} SAE (resampling is for L1 "
                          f"SAEs; TopK uses AuxK), got {cfg.resample_every}")
@@ -245,14 +247,14 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
             raise ValueError(f"batch_size must be a multiple of the {world_size} ranks, got "
                              f"{cfg.batch_size}")
     g = torch.Generator().manual_seed(cfg.seed)  # batch order and resampling draws
-    batches, sample, draw_pool = prepare_data(data, cfg, d_in, g)
-    _init_b_dec(sae, sample.to(device, dtype), cfg.b_dec_init)
+    batches, sample, draw_pool = prepare_data(data, cfg, data_width(sae), g)
+    _init_b_dec(sae, split_target(sae, sample)[1].to(device, dtype), cfg.b_dec_init)
     reduce = None
     if world_size > 1:
         train_dist.broadcast_state(sae)  # every rank starts from rank 0's weights
         reduce = train_dist.reduce_guard_stats
 
-    forward = sae._forward_sparse if sparse else sae._forward  # batches are checked already
+    forward = step_forward(sae, sparse)  # unchecked: batches are checked already
     forward = maybe_compile(forward, cfg.compile, device)
     bf16 = use_bf16(cfg.precision, device, dtype)  # autocast the forward; weights stay fp32
     opt = _make_adam(sae.parameters(), cfg)
@@ -260,7 +262,7 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
     guard = DivergenceGuard(sae, cfg.max_fvu_growth)
     history, resampled, window = TrainHistory(), [], Window(device, world_size)
     resample_until = cfg.n_steps - int(np.ceil(cfg.lr_decay_frac * cfg.n_steps))
-    tokens, done, lr, was_training, x = 0, 0, cfg.lr, sae.training, None
+    tokens, done, lr, was_training, x, target = 0, 0, cfg.lr, sae.training, None, None
     bar = tqdm(total=cfg.n_steps, disable=not progress or rank > 0,
                desc=f"training {family} SAE",
                unit="step")
@@ -273,20 +275,20 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
                 warnings.warn(f"data ran out after {step} of {cfg.n_steps} steps; stopping early")
                 break
             x = batch[rank::world_size] if shard else batch  # this rank's shard
-            x = x.to(device, dtype)  # [batch, d_in]
+            x, target = split_target(sae, x.to(device, dtype))  # [batch, d_in], its target
             lr = lr_at(step, cfg.n_steps, cfg.lr, cfg.lr_warmup_steps, cfg.lr_decay_frac)
             for group in opt.param_groups:
                 group["lr"] = lr
             factor = sparsity_factor_at(step, cfg.n_steps, cfg.sparsity_warmup_frac)
 
             with autocast(bf16):
-                out = forward(x, tracker.dead_mask)
+                out = forward(x, tracker.dead_mask, target)
             loss = out.loss - (1.0 - factor) * out.sparsity_loss  # [] sparsity warm-up
             guard.watch(loss, step + 1)
             if world_size > 1:
                 train_dist.average_buffers(sae, world_size)  # BatchTopK's threshold
             if step % cfg.log_every == 0:  # check the weights just evaluated, then keep them
-                guard.check(sae, out.recon_loss.detach() * x.shape[0], x, at=step + 1,
+                guard.check(sae, out.recon_loss.detach() * x.shape[0], target, at=step + 1,
                             weights_after=step, history=history, lr=lr, reduce=reduce)
 
             opt.zero_grad(set_to_none=True)
@@ -313,7 +315,7 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
                 tracker.update(active)
             else:
                 tracker.update_fired(fired, x.shape[0] * world_size)
-            window.add(loss, out.recon_loss, n_fired, x)
+            window.add(loss, out.recon_loss, n_fired, target)
             tokens += x.shape[0] * world_size
             done = step + 1
             if (cfg.resample_every > 0 and done % cfg.resample_every == 0
@@ -332,7 +334,7 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
             if callback is not None and rank == 0:
                 callback(done, sae)
         if x is not None:
-            _final_check(sae, guard, x, done, history, lr, reduce)
+            _final_check(sae, guard, x, target, done, history, lr, reduce)
     except KeyboardInterrupt as interrupt:
         sae.apply_constraints()  # the interrupt may have come between Adam and the projection
         if window.n_steps > 0:

@@ -72,7 +72,7 @@ class DivergenceGuard:
         """Check the weights ``sae`` holds now (those after ``weights_after`` optimizer steps),
         evaluated on ``x`` at 1-based step ``at`` with summed squared error ``err`` []; keep
         them as the last good weights, or restore those and raise. ``reduce`` combines the
-        statistics [first bad step, err, centred sum] over ranks (saelab.train_dist)."""
+        statistics [first bad step, err, centred sum] over ranks (saelab.train.distributed)."""
         bad = torch.zeros((), device=err.device) if self.first_bad is None else self.first_bad
         centred = (x - x.mean(dim=0)).pow(2).sum()  # []
         stats = torch.stack([bad.to(err.dtype), err.detach(), centred])  # [3]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from saelab import train_dist
+from saelab.train import distributed as train_dist
 from saelab.dead_latents import DeadLatentTracker
 
 __all__ = ["Window", "log_row"]
