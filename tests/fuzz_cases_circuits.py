@@ -139,7 +139,7 @@ def circuits_cases() -> dict:
             bad("y", mlp_replacement.fvu_of, None, TX), bad("y_hat", mlp_replacement.fvu_of, TX, TX[:3]),
             bad("y", mlp_replacement.fvu_of, TNAN, TX), bad("y", mlp_replacement.fvu_of, TX[:0], TX[:0])],
         "saelab.lm.mlp_replacement.fit_mlp_replacement": lambda: [
-            bad("kind", mlp_replacement.fit_mlp_replacement, model(), 0, "sae", toks(), toks()),
+            bad("kind", mlp_replacement.fit_mlp_replacement, model(), 0, "mlp", toks(), toks()),
             bad("layer", mlp_replacement.fit_mlp_replacement, model(), 9, "transcoder", toks(), toks()),
             bad("train_windows", mlp_replacement.fit_mlp_replacement, model(), 0, "transcoder",
                 None, toks()),
