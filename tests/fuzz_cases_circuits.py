@@ -49,6 +49,10 @@ def circuits_cases() -> dict:
     long_prompt = torch.ones(model().cfg.n_ctx + 5, dtype=torch.long)
     V = model().cfg.d_vocab
     lab = np.zeros((2, 8), dtype=bool)
+    ONES = torch.ones(model().cfg.d_model)
+
+    def shift(tokens, hook, direction, norm=1.0, markers=(1,)):
+        return concept_steering.steering_shift(model(), tokens, hook, direction, norm, markers)
     return {
         # -- exercise checkers (Chapters 8 and 9)
         **{f"saelab.exercises.ch08.{n}": ex("ch08", n)
@@ -215,10 +219,8 @@ def circuits_cases() -> dict:
             bad("markers", concept_steering.marker_log_mass, torch.zeros(2, 8, V), [V]),
             bad("logits", concept_steering.marker_log_mass, torch.full((2, 8, V), float("nan")), [1])],
         "saelab.lm.concept_steering.steering_shift": lambda: [
-            bad("hook_name", concept_steering.steering_shift, model(), toks(), "nope", torch.ones(128), 1.0, [1]),
-            bad("direction", concept_steering.steering_shift, model(), toks(), HOOK, torch.ones(5), 1.0, [1]),
-            bad("direction", concept_steering.steering_shift, model(), toks(), HOOK, torch.zeros(128), 1.0, [1]),
-            bad("norm", concept_steering.steering_shift, model(), toks(), HOOK, torch.ones(128), -1.0, [1]),
-            bad("markers", concept_steering.steering_shift, model(), toks(), HOOK, torch.ones(128), 1.0, [V]),
-            bad("tokens", concept_steering.steering_shift, model(), toks().float(), HOOK, torch.ones(128), 1.0, [1])],
+            bad("hook_name", shift, toks(), "nope", ONES), bad("direction", shift, toks(), HOOK, ONES[:5]),
+            bad("direction", shift, toks(), HOOK, 0 * ONES), bad("norm", shift, toks(), HOOK, ONES, -1.0),
+            bad("markers", shift, toks(), HOOK, ONES, markers=[V]),
+            bad("tokens", shift, toks().float(), HOOK, ONES)],
     }

@@ -44,8 +44,8 @@ def marker_tokens(tokens, labels, valid, *, min_rate: float = 0.9,
     rate = np.divide(pos, count, out=np.zeros(size), where=count > 0)
     markers = np.flatnonzero((count >= min_count) & (rate >= min_rate))
     if markers.size == 0:
-        raise ValueError(f"labels: no token is labelled positive in {min_rate:.0%} of at least {min_count} "
-                         f"occurrences: lower min_rate or min_count")
+        raise ValueError(f"labels: no token is labelled positive in {min_rate:.0%} of at least "
+                         f"{min_count} occurrences: lower min_rate or min_count")
     return markers
 
 
