@@ -61,8 +61,12 @@ def _check_markers(markers, d_vocab: int) -> None:
 @torch.no_grad()
 def marker_log_mass(logits: torch.Tensor, markers) -> torch.Tensor:
     """log of the next-token probability on ``markers``, per position: [b, pos]."""
-    check_tensor("logits", logits, 3, finite=True)
+    check_tensor("logits", logits, finite=True)  # [..., d_vocab]
     _check_markers(markers, logits.shape[-1])
+    return _log_mass(logits, markers)
+
+
+def _log_mass(logits: torch.Tensor, markers) -> torch.Tensor:
     idx = torch.as_tensor(np.asarray(markers), dtype=torch.long, device=logits.device)
     logp = logits.double().log_softmax(-1)
     return logp[..., idx].logsumexp(-1)
@@ -88,7 +92,7 @@ def steering_shift(model, tokens: torch.Tensor, hook_name: str, direction, norm:
     if not torch.isfinite(v).all() or v.norm() == 0:
         raise ValueError("direction must be finite and non-zero")
     v = v / v.norm() * norm
-    clean = marker_log_mass(model(tokens), markers)
+    clean = _log_mass(model(tokens), markers)
     hooks = [(hook_name, steering_hook(v, 1.0))]
-    steered = marker_log_mass(model.run_with_hooks(tokens, fwd_hooks=hooks), markers)
+    steered = _log_mass(model.run_with_hooks(tokens, fwd_hooks=hooks), markers)
     return float((steered - clean)[:, 1:].mean())  # position 0 is BOS

@@ -66,6 +66,11 @@ def run_to_hooks(model, tokens: torch.Tensor, hook_names) -> list[torch.Tensor]:
     for name in names:
         check_hook_name(model, name)
     _check_windows("tokens", model, tokens)
+    return _run_to_hooks(model, tokens, names)
+
+
+@torch.no_grad()
+def _run_to_hooks(model, tokens, names) -> list[torch.Tensor]:
     store = {}
 
     def grab(act, hook):
@@ -104,7 +109,7 @@ def _pair_batches(model, windows, in_hook, out_hook, batch_size, bos, pad, progr
     for s in tqdm(starts, desc=f"harvest {in_hook} -> {out_hook}", unit="batch",
                   disable=not progress):
         toks = windows[s:s + batch_size].to(model.cfg.device)  # [b, seq_len]
-        x, y = run_to_hooks(model, toks, [in_hook, out_hook])  # [b, seq_len, d_in], [.., d_out]
+        x, y = _run_to_hooks(model, toks, [in_hook, out_hook])  # checked once by the caller  # [b, seq_len, d_in], [.., d_out]
         keep = keep_mask(toks, bos, pad)  # [b, seq_len]
         yield torch.cat([x[keep], y[keep]], dim=1)  # [n_kept, d_in + d_out]
 
