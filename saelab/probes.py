@@ -39,7 +39,7 @@ def _features(name: str, x, n: int | None = None) -> np.ndarray:
     if x.ndim != 2 or x.shape[0] == 0:
         raise ValueError(f"{name} must have shape (n > 0, d), got {x.shape}")
     if n is not None and x.shape[0] != n:
-        raise ValueError(f"{name} has {x.shape[0]} rows but the labels have {n}")
+        raise ValueError(f"{name} has {x.shape[0]} rows but y has {n} labels")
     if not np.all(np.isfinite(x)):
         raise ValueError(f"{name} must be finite")
     return x.astype(np.float64)
@@ -54,9 +54,15 @@ def auroc(scores, y) -> float:
     from scipy.stats import rankdata
 
     y = _labels("y", y)
-    s = np.asarray(scores, dtype=np.float64)
+    if scores is None:
+        raise TypeError("scores must be an array of numbers [n], got None")
+    s = np.asarray(scores.detach().cpu() if isinstance(scores, torch.Tensor) else scores,
+                   dtype=np.float64)
     if s.shape != y.shape:
         raise ValueError(f"scores must have the shape of y {y.shape}, got {s.shape}")
+    if not np.all(np.isfinite(s)):
+        raise ValueError(f"scores must be finite, got {int((~np.isfinite(s)).sum())} NaN or "
+                         f"infinite value(s)")
     ranks = rankdata(s)
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
@@ -126,7 +132,9 @@ def fit_logistic(x, y, l2: float = 1e-4, max_iter: int = 200) -> LinearProbe:
 
 def select_latents(codes, y, k: int) -> np.ndarray:
     """Indices of the ``k`` latents with the largest |mean(codes | y=1) - mean(codes | y=0)|."""
-    gap = np.abs(diff_in_means(codes, y))
+    y = _labels("y", y)
+    c = _features("codes", codes, len(y))
+    gap = np.abs(diff_in_means(c, y))
     check_int_in_range("k", k, 1, gap.shape[0])
     return np.argsort(-gap, kind="stable")[:k]
 

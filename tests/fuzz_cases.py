@@ -306,6 +306,9 @@ def _cases() -> dict[str, Callable[[], list[Case]]]:
     from fuzz_cases_more import more_cases  # Chapter 7, interop, course tooling
 
     c.update(more_cases())
+    from fuzz_cases_circuits import circuits_cases  # Chapters 8 and 9
+
+    c.update(circuits_cases())
     return c
 
 
@@ -326,6 +329,7 @@ EXEMPT = {
                                 "(colab.CELL_SOURCE); checks there would change all six chapters",
     "saelab.problems.sae_welch_coherence": "takes no arguments",
     "saelab.results.available": "takes no arguments",
+    "saelab.exercises.ch09.sparse_probe_data": "takes no arguments",
     "saelab.train.TrainHistory": "a record filled in by train_sae; its fields are lists",
     "saelab.evaluation.EvalReport": "a report that evaluate() returns; never built from user input",
     "saelab.torch_sae.jumprelu.JumpReLUFunction": "autograd Function; called through JumpReLUSAE, which validates",

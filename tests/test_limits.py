@@ -83,7 +83,7 @@ def test_probe_bad_input():
     x, y = np.ones((10, 3)), np.array([0, 1] * 5)
     with pytest.warns(UserWarning, match="fewer examples than dimensions"):
         fit_logistic(np.random.default_rng(0).standard_normal((6, 20)), y[:6])
-    with pytest.raises(ValueError, match="has 10 rows but the labels have 4"):
+    with pytest.raises(ValueError, match="has 10 rows but y has 4 labels"):
         diff_in_means(x, y[:4])
     with pytest.raises(ValueError, match="k must be in 1..3"):
         select_latents(x, y, 4)

@@ -93,6 +93,12 @@ def label_windows(model, tokens, concept: str) -> ConceptLabels:
     if getattr(tokens, "ndim", None) != 2:
         raise ValueError(f"tokens must have shape (n_windows, seq_len), got "
                          f"{getattr(tokens, 'shape', type(tokens))}")
+    ids = np.asarray(tokens.cpu() if hasattr(tokens, "cpu") else tokens)
+    vocab = model.cfg.d_vocab
+    if ids.size == 0 or ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= vocab:
+        raise ValueError(f"tokens must be non-empty integer token ids in 0..{vocab - 1}, got "
+                         f"dtype {ids.dtype} and shape {ids.shape}"
+                         + (f", values in {ids.min()}..{ids.max()}" if ids.size else ""))
     labels, valid = [], []
     for row in tokens.tolist():
         pieces = [model.tokenizer.decode([t]) for t in row]

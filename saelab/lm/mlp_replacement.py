@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from saelab._checks import check_int_in_range
+from saelab._checks import check_int_in_range, check_tensor, check_token_ids
 from saelab.lm.pairs import harvest_pairs, mlp_hook_names, transcoder_ce_losses
 from saelab.lm.splice import ce_loss_recovered, ce_losses
 from saelab.sae_config import TopKConfig
@@ -36,8 +36,7 @@ KINDS = ("transcoder", "skip_transcoder", "sae")
 def fvu_of(y: torch.Tensor, y_hat: torch.Tensor) -> float:
     """``sum ||y - y_hat||^2 / sum ||y - mean(y)||^2`` over rows [n, d] (Chapter 5's FVU)."""
     for name, t in (("y", y), ("y_hat", y_hat)):
-        if not isinstance(t, torch.Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor [n, d], got {type(t).__name__}")
+        check_tensor(name, t, 2, finite=True)
     if y.shape != y_hat.shape or y.ndim != 2:
         raise ValueError(f"y and y_hat must be [n, d] of one shape, got {tuple(y.shape)} "
                          f"and {tuple(y_hat.shape)}")
@@ -57,6 +56,13 @@ def fit_mlp_replacement(model, layer: int, kind: str, train_windows: torch.Tenso
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     check_int_in_range("layer", layer, 0, model.cfg.n_layers - 1)
+    for name, windows in (("train_windows", train_windows), ("eval_windows", eval_windows)):
+        check_token_ids(name, windows, model.cfg.d_vocab)
+        if windows.ndim != 2 or not 2 <= windows.shape[1] <= model.cfg.n_ctx:
+            raise ValueError(f"{name} must be token windows [n, seq_len] with 2..n_ctx = "
+                             f"{model.cfg.n_ctx} positions, got shape {tuple(windows.shape)}")
+    check_int_in_range("d_sae", d_sae, 1)
+    check_int_in_range("k", k, 1, d_sae)
     in_hook, out_hook = mlp_hook_names(layer)
     x, y = harvest_pairs(model, train_windows, in_hook, out_hook, progress=progress)
     ex, ey = harvest_pairs(model, eval_windows, in_hook, out_hook, progress=progress)

@@ -19,13 +19,28 @@ from typing import Iterator
 import torch
 from tqdm.auto import tqdm
 
-from saelab._checks import check_int_in_range
+from saelab._checks import check_int_in_range, check_tensor, check_token_ids
 from saelab.lm.harvesting import _as_windows, _special_ids, keep_mask
 from saelab.lm.models import check_hook_name, hook_width
 from saelab.lm.splice import CELosses, _mean_ce, _zero_hook
 
 __all__ = ["mlp_hook_names", "run_to_hooks", "iter_activation_pairs", "harvest_pairs",
            "check_transcoder_widths", "transcoder_splice_hooks", "transcoder_ce_losses"]
+
+
+def _check_windows(name: str, model, tokens) -> None:
+    """``tokens`` must be token ids [b, pos] of ``model``'s vocabulary, at most n_ctx long."""
+    check_token_ids(name, tokens, model.cfg.d_vocab)
+    if tokens.ndim != 2 or not 1 <= tokens.shape[1] <= model.cfg.n_ctx:
+        raise ValueError(f"{name} must be token ids [batch, pos] with 1..n_ctx = "
+                         f"{model.cfg.n_ctx} positions, got shape {tuple(tokens.shape)}")
+
+
+def _check_pair_hook(name: str, model, hook: str) -> None:
+    try:
+        check_hook_name(model, hook)
+    except ValueError as err:
+        raise ValueError(f"{name}: {err}") from None
 
 
 class _StopForward(Exception):
@@ -43,9 +58,19 @@ def mlp_hook_names(layer: int) -> tuple[str, str]:
 def run_to_hooks(model, tokens: torch.Tensor, hook_names) -> list[torch.Tensor]:
     """Activations [b, pos, d] at each of ``hook_names`` from one forward pass that stops as soon
     as all of them have fired."""
+    if isinstance(hook_names, str) or not hasattr(hook_names, "__iter__"):
+        raise TypeError(f"hook_names must be a list of hook names, got {hook_names!r}")
     names = list(hook_names)
+    if not names:
+        raise ValueError("hook_names must name at least one hook, got an empty list")
     for name in names:
         check_hook_name(model, name)
+    _check_windows("tokens", model, tokens)
+    return _run_to_hooks(model, tokens, names)
+
+
+@torch.no_grad()
+def _run_to_hooks(model, tokens, names) -> list[torch.Tensor]:
     store = {}
 
     def grab(act, hook):
@@ -69,8 +94,8 @@ def iter_activation_pairs(model, corpus, in_hook: str, out_hook: str, *, seq_len
     Arguments as in ``saelab.lm.iter_activations``; BOS and padding positions are dropped from
     both sides together. Feed the iterator to ``ActivationBuffer`` to shuffle in bounded memory.
     """
-    check_hook_name(model, in_hook)
-    check_hook_name(model, out_hook)
+    _check_pair_hook("in_hook", model, in_hook)
+    _check_pair_hook("out_hook", model, out_hook)
     check_int_in_range("batch_size", batch_size, 1)
     if max_tokens is not None:
         check_int_in_range("max_tokens", max_tokens, 1)
@@ -84,7 +109,7 @@ def _pair_batches(model, windows, in_hook, out_hook, batch_size, bos, pad, progr
     for s in tqdm(starts, desc=f"harvest {in_hook} -> {out_hook}", unit="batch",
                   disable=not progress):
         toks = windows[s:s + batch_size].to(model.cfg.device)  # [b, seq_len]
-        x, y = run_to_hooks(model, toks, [in_hook, out_hook])  # [b, seq_len, d_in], [.., d_out]
+        x, y = _run_to_hooks(model, toks, [in_hook, out_hook])  # checked once by the caller  # [b, seq_len, d_in], [.., d_out]
         keep = keep_mask(toks, bos, pad)  # [b, seq_len]
         yield torch.cat([x[keep], y[keep]], dim=1)  # [n_kept, d_in + d_out]
 
@@ -95,6 +120,7 @@ def harvest_pairs(model, corpus, in_hook: str, out_hook: str,
 
     Takes the arguments of ``iter_activation_pairs``.
     """
+    _check_pair_hook("in_hook", model, in_hook)
     d_in = hook_width(model, in_hook)
     rows = list(iter_activation_pairs(model, corpus, in_hook, out_hook, **kwargs))
     rows = torch.cat(rows) if rows else torch.empty(0)
@@ -119,6 +145,13 @@ def check_transcoder_widths(model, transcoder, layer: int) -> None:
 def transcoder_splice_hooks(transcoder, layer: int, keep: torch.Tensor | None = None):
     """Forward hooks replacing block ``layer``'s MLP output by the transcoder's prediction from
     the MLP input of the same pass (positions outside ``keep`` [b, pos] stay clean)."""
+    if not hasattr(getattr(transcoder, "cfg", None), "d_out"):
+        raise TypeError(f"transcoder must be a saelab Transcoder, got {type(transcoder).__name__}")
+    check_int_in_range("layer", layer, 0)
+    if keep is not None:
+        check_tensor("keep", keep, 2, floating=False)
+        if keep.dtype != torch.bool:
+            raise TypeError(f"keep must be a bool mask [batch, pos], got dtype {keep.dtype}")
     in_hook, out_hook = mlp_hook_names(layer)
     store = {}
 
@@ -149,6 +182,7 @@ def transcoder_ce_losses(model, transcoder, tokens: torch.Tensor, layer: int, *,
     if not 2 <= tokens.shape[1] <= model.cfg.n_ctx:
         raise ValueError(f"tokens must have 2..n_ctx = {model.cfg.n_ctx} positions, "
                          f"got {tokens.shape[1]}")
+    check_token_ids("tokens", tokens, model.cfg.d_vocab)
     bos, pad = _special_ids(model, bos_token_id, pad_token_id)
     out_hook = mlp_hook_names(layer)[1]
     sums, count = [0.0, 0.0, 0.0], 0

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from saelab._checks import check_int_in_range, check_positive
+from saelab._checks import check_int_in_range, check_positive, check_tensor
 
 __all__ = ["PowerLawFit", "fit_power_law", "sweep_activations", "train_point"]
 
@@ -102,7 +102,9 @@ def train_point(train_acts: torch.Tensor, eval_acts: torch.Tensor, d_sae: int, k
     from saelab.torch_sae import TopKSAE
     from saelab.train import TrainConfig, train_sae
 
-    if train_acts.ndim != 2 or eval_acts.ndim != 2 or train_acts.shape[1] != eval_acts.shape[1]:
+    check_tensor("train_acts", train_acts, 2)
+    check_tensor("eval_acts", eval_acts, 2)
+    if train_acts.shape[1] != eval_acts.shape[1] or train_acts.shape[1] != eval_acts.shape[1]:
         raise ValueError(f"train_acts and eval_acts must be (n, d_in) with the same d_in, got "
                          f"{tuple(train_acts.shape)} and {tuple(eval_acts.shape)}")
     d_in = train_acts.shape[1]

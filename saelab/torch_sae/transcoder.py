@@ -26,7 +26,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from saelab._checks import check_int_in_range, check_nonnegative, check_shape
+from saelab._checks import (check_float_dtype, check_int_in_range, check_nonnegative, check_shape,
+                            check_tensor)
 from saelab.sae_output import SAEOutput
 from saelab.torch_sae.base import BaseSAE, recon_loss
 from saelab.torch_sae.topk import auxk_loss, topk_relu
@@ -62,9 +63,7 @@ class TranscoderConfig:
 def pair_rows(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Training rows ``[x | y]``: [n, d_in] and [n, d_out] -> [n, d_in + d_out] (Chapter 8)."""
     for name, t in (("x", x), ("y", y)):
-        if not isinstance(t, torch.Tensor) or t.ndim != 2:
-            raise ValueError(f"{name} must be a 2-d torch.Tensor [n, d], got "
-                             f"{getattr(t, 'shape', type(t).__name__)}")
+        check_tensor(name, t, 2)
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y must have the same number of rows, got {x.shape[0]} and "
                          f"{y.shape[0]}")
@@ -91,6 +90,7 @@ class Transcoder(BaseSAE):
     def __init__(self, cfg: TranscoderConfig, device=None, dtype=None) -> None:
         if not isinstance(cfg, TranscoderConfig):
             raise ValueError(f"cfg must be a TranscoderConfig, got {type(cfg).__name__}")
+        check_float_dtype("dtype", dtype, device=device)
         nn.Module.__init__(self)  # BaseSAE's constructor assumes d_out == d_in
         self.cfg = cfg
         kw = dict(device=device, dtype=dtype)
