@@ -15,8 +15,8 @@ so clipping, Adam and the constraints act identically on every rank and the weig
 AuxK normalises by the variance of each rank's own residual (one difference from a single
 process). Rank 0 shows the progress bar and calls the callback. Chapter 4 (training at scale).
 
-Internal to :mod:`saelab.train`: ``train_sae`` calls these (most on every step) unchecked; users call
-``train_sae``, not this module (hence the empty ``__all__``).
+Internal to :mod:`saelab.train`: ``train_sae`` calls these (most on every step) unchecked;
+users call ``train_sae``, not this module (hence the empty ``__all__``).
 """
 from __future__ import annotations
 

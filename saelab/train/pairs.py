@@ -5,8 +5,8 @@ input and predicts its output, so its training rows are ``[input | target]`` of 
 ``d_in + d_out`` (``saelab.torch_sae.pair_rows``): the loop's shuffling, tensor and stream paths
 then work unchanged, and the pair is split only when a batch reaches the model.
 
-Internal to :mod:`saelab.train`: ``train_sae`` calls these (most on every step) unchecked; users call
-``train_sae``, not this module (hence the empty ``__all__``).
+Internal to :mod:`saelab.train`: ``train_sae`` calls these (most on every step) unchecked;
+users call ``train_sae``, not this module (hence the empty ``__all__``).
 """
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ The loop adds each step's loss, reconstruction error, L0 and the batch's centred
 to device-side sums (no host sync); every ``log_every`` steps one row of the history is written
 from them (summed over ranks under ``torch.distributed``) and shown on the progress bar.
 
-Internal to :mod:`saelab.train`: ``train_sae`` calls these (most on every step) unchecked; users call
-``train_sae``, not this module (hence the empty ``__all__``).
+Internal to :mod:`saelab.train`: ``train_sae`` calls these (most on every step) unchecked;
+users call ``train_sae``, not this module (hence the empty ``__all__``).
 """
 from __future__ import annotations
 
