@@ -9,7 +9,8 @@ HOW TO ADD CASES (for a new public function or class):
      Use the shared builders below (X, NAN_X, sae(), model(), ...) and tiny shapes.
   3. Only if the callable takes no input a user could get wrong, add it to EXEMPT with a reason.
   Cases for saelab.lm live in tests/fuzz_cases_lm.py; cases for Chapter 7, interop and course
-  tooling in tests/fuzz_cases_more.py (same format).
+  tooling in tests/fuzz_cases_more.py; Chapters 8-9 in tests/fuzz_cases_circuits.py; the sparse
+  TopK path and saelab.train helpers in tests/fuzz_cases_training.py (same format).
 """
 from __future__ import annotations
 
@@ -309,6 +310,9 @@ def _cases() -> dict[str, Callable[[], list[Case]]]:
     from fuzz_cases_circuits import circuits_cases  # Chapters 8 and 9
 
     c.update(circuits_cases())
+    from fuzz_cases_training import training_cases  # sparse TopK path, saelab.train helpers
+
+    c.update(training_cases())
     return c
 
 
@@ -334,6 +338,7 @@ EXEMPT = {
     "saelab.evaluation.EvalReport": "a report that evaluate() returns; never built from user input",
     "saelab.torch_sae.jumprelu.JumpReLUFunction": "autograd Function; called through JumpReLUSAE, which validates",
     "saelab.torch_sae.jumprelu.StepFunction": "autograd Function; called through JumpReLUSAE, which validates",
+    "saelab.torch_sae.sparse.KeptPreActs": "autograd Function; called through sparse_codes, which validates",
 }
 
 CASES = _cases

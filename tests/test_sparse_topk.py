@@ -165,14 +165,18 @@ def test_sparse_helpers_bad_input():
     pre = torch.randn(4, 10)
     with pytest.raises(ValueError, match=r"k must be in 1..10, got 11"):
         topk_selection(pre, 11)
-    with pytest.raises(TypeError, match="pre must be a floating-point torch.Tensor"):
+    with pytest.raises(TypeError, match="pre must be a floating-point tensor"):
         topk_selection(torch.ones(4, 10, dtype=torch.long), 2)
-    with pytest.raises(ValueError, match=r"pre must have shape"):
+    with pytest.raises(ValueError, match=r"pre must be 2-dimensional"):
         topk_selection(torch.randn(10), 2)
+    with pytest.raises(ValueError, match=r"pre contains 1 NaN"):  # NaN would be "selected"
+        topk_selection(torch.where(pre == pre[0, 0], float("nan"), pre), 2)
     rows, latents, kept = topk_selection(pre, 2)
     args = (torch.zeros(4, 3), torch.zeros(3, 10), torch.zeros(10), torch.zeros(3))
     with pytest.raises(TypeError, match="latents must be a torch.long tensor"):
         sparse_codes(*args, rows, latents.float(), kept)
+    with pytest.raises(ValueError, match="rows must be non-decreasing"):
+        sparse_codes(*args, rows.flip(0), latents, kept)
     codes = sparse_codes(*args, rows, latents, kept)
     with pytest.raises(ValueError, match=r"limit must be in 0..10, got 11"):
         decode_sparse(codes, torch.zeros(10, 3), limit=11)

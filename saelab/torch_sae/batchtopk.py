@@ -31,7 +31,7 @@ from saelab._checks import check_int_in_range, check_tensor
 from saelab.sae_config import BatchTopKConfig
 from saelab.sae_output import SAEOutput
 from saelab.torch_sae.base import BaseSAE
-from saelab.torch_sae.sparse import SparseOutput, batch_topk_selection
+from saelab.torch_sae.sparse import SparseOutput, _batch_topk_selection
 from saelab.torch_sae.topk import TopKSAE, topk_relu
 
 THRESHOLD_UNSET = -1.0  # theta before the first training batch: "no estimate", inference = ReLU
@@ -77,7 +77,7 @@ class BatchTopKSAE(TopKSAE):
 
     def select(self, pre: torch.Tensor):
         """Sparse-path selection: the ``k * batch`` largest entries of the whole batch."""
-        return batch_topk_selection(pre, self.cfg.k * pre.shape[0])
+        return _batch_topk_selection(pre, self.cfg.k * pre.shape[0])
 
     def _forward_sparse(self, x: torch.Tensor, dead_mask: torch.Tensor | None) -> SparseOutput:
         if not self.training:

@@ -27,7 +27,7 @@ from saelab.sae_config import MatryoshkaConfig
 from saelab.sae_output import SAEOutput
 from saelab.torch_sae.base import BaseSAE
 from saelab.torch_sae.batchtopk import THRESHOLD_UNSET, BatchTopKSAE
-from saelab.torch_sae.sparse import SparseOutput, decode_sparse
+from saelab.torch_sae.sparse import SparseOutput, _decode_sparse
 from saelab.torch_sae.topk import TopKSAE, topk_relu
 
 
@@ -100,7 +100,7 @@ class MatryoshkaSAE(BatchTopKSAE):
             out = TopKSAE._forward_sparse(self, x, dead_mask)
         else:  # checks training mode and updates the threshold, as BatchTopK's does
             out = super()._forward_sparse(x, dead_mask)
-        inner = [decode_sparse(out.codes, self.W_dec, limit=m) + self.b_dec
+        inner = [_decode_sparse(out.codes, self.W_dec, limit=m) + self.b_dec
                  for m in self.cfg.prefix_sizes[:-1]]  # each [batch, d_in]
         x_hats = torch.stack(inner + [out.x_hat])  # [n_prefixes, batch, d_in]
         recon = _nested_recon_loss(x, x_hats)  # []

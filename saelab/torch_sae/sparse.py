@@ -23,6 +23,8 @@ and the decoder's (``embedding_bag``'s own backward) likewise. The gradients are
 the dense path; tests/test_sparse_topk.py checks them against it and against finite differences.
 The same idea is used by EleutherAI's ``sparsify`` library; the folded encoder bias is the
 NumPy twin's. Prefix partial sums (Matryoshka SAEs) are ``decode_sparse(codes, W_dec, limit=m)``.
+The public functions check their input; the SAEs' sparse forward and the training loop call the
+unchecked private twins (``_topk_selection`` ...) on every step, after checking ``x`` once.
 Chapter 4 (speed box).
 """
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from saelab._checks import check_int_in_range, check_shape
+from saelab._checks import check_instance, check_int_in_range, check_shape, check_tensor
 
 __all__ = ["SparseCodes", "SparseOutput", "KeptPreActs", "dense_pre_acts", "topk_selection",
            "batch_topk_selection", "sparse_codes", "decode_sparse", "to_dense", "fired_latents"]
@@ -115,6 +117,32 @@ def _bag_table_grad(latents, offsets, weights, grad_out, n_table: int) -> torch.
     return grad  # [n_table, d]
 
 
+def _check_params(x, W_enc, b_enc, b_dec) -> None:
+    """Types, shapes and dtypes of the encoder inputs (NaN only on the CPU: no device sync)."""
+    check_tensor("x", x, 2)
+    check_tensor("W_enc", W_enc, 2)
+    check_tensor("b_enc", b_enc, 1)
+    check_tensor("b_dec", b_dec, 1)
+    d_in, d_sae = W_enc.shape
+    check_shape("x", x, (None, d_in))
+    check_shape("b_enc", b_enc, (d_sae,))
+    check_shape("b_dec", b_dec, (d_in,))
+    for name, t in (("x", x), ("b_enc", b_enc), ("b_dec", b_dec)):
+        if t.dtype != W_enc.dtype:
+            raise TypeError(f"{name} must have W_enc's dtype {W_enc.dtype}, got {t.dtype}")
+
+
+def _check_codes(codes) -> SparseCodes:
+    check_instance("codes", codes, SparseCodes, "a SparseCodes (rows, latents, values, offsets)")
+    for name in SparseCodes._fields:
+        check_tensor(f"codes.{name}", getattr(codes, name), 1, nonempty=False,
+                     floating=name == "values")
+    n = codes.values.shape[0]
+    for name in ("rows", "latents"):
+        check_shape(f"codes.{name}", getattr(codes, name), (n,))
+    return codes
+
+
 @torch.no_grad()
 def dense_pre_acts(x, W_enc, b_enc, b_dec) -> torch.Tensor:
     """``x @ W_enc + (b_enc - b_dec @ W_enc)`` without a graph: [batch, d_in] -> [batch, d_sae].
@@ -122,14 +150,17 @@ def dense_pre_acts(x, W_enc, b_enc, b_dec) -> torch.Tensor:
     Equal to ``(x - b_dec) @ W_enc + b_enc``; folding ``b_dec`` into the bias saves the
     [batch, d_in] subtraction and, in a dense backward, one dense product.
     """
+    _check_params(x, W_enc, b_enc, b_dec)
+    return _dense_pre_acts(x, W_enc, b_enc, b_dec)
+
+
+@torch.no_grad()
+def _dense_pre_acts(x, W_enc, b_enc, b_dec) -> torch.Tensor:
     return torch.addmm(b_enc - b_dec @ W_enc, x, W_enc)  # [batch, d_sae]
 
 
 def _check_pre(pre) -> None:
-    if not isinstance(pre, torch.Tensor) or not pre.is_floating_point():
-        got = getattr(pre, "dtype", type(pre).__name__)
-        raise TypeError(f"pre must be a floating-point torch.Tensor, got {got}")
-    check_shape("pre", pre, (None, None))
+    check_tensor("pre", pre, 2)  # NaN on the CPU: a NaN would be "selected" as the largest
 
 
 @torch.no_grad()
@@ -140,6 +171,11 @@ def topk_selection(pre: torch.Tensor, k: int):
     """
     _check_pre(pre)
     check_int_in_range("k", k, 1, pre.shape[1])
+    return _topk_selection(pre, k)
+
+
+@torch.no_grad()
+def _topk_selection(pre: torch.Tensor, k: int):
     values, latents = pre.topk(k, dim=-1, sorted=False)  # [batch, k]
     rows = torch.arange(pre.shape[0], device=pre.device).repeat_interleave(k)  # [batch*k]
     return rows, latents.reshape(-1), values.reshape(-1)
@@ -153,6 +189,11 @@ def batch_topk_selection(pre: torch.Tensor, n_keep: int):
     """
     _check_pre(pre)
     check_int_in_range("n_keep", n_keep, 1, pre.numel())
+    return _batch_topk_selection(pre, n_keep)
+
+
+@torch.no_grad()
+def _batch_topk_selection(pre: torch.Tensor, n_keep: int):
     d_sae = pre.shape[1]
     values, flat = pre.reshape(-1).topk(n_keep, sorted=False)  # [n_keep]
     flat, order = flat.sort()  # row-major order: sorted by row
@@ -166,10 +207,28 @@ def sparse_codes(x, W_enc, b_enc, b_dec, rows, latents, pre_kept,
     rows and latents: [n] long, rows non-decreasing; pre_kept: [n] their pre-activations.
     ``relu=False`` keeps negative values (AuxK's codes of dead latents, see topk.py).
     """
+    _check_params(x, W_enc, b_enc, b_dec)
+    check_tensor("pre_kept", pre_kept, 1)
+    if pre_kept.dtype != W_enc.dtype:
+        raise TypeError(f"pre_kept must have W_enc's dtype {W_enc.dtype}, got {pre_kept.dtype}")
+    bounds = {"rows": x.shape[0], "latents": W_enc.shape[1]}
     for name, t in (("rows", rows), ("latents", latents)):
-        if not isinstance(t, torch.Tensor) or t.dtype != torch.long:
-            raise TypeError(f"{name} must be a torch.long tensor, got {getattr(t, 'dtype', t)!r}")
+        check_instance(name, t, torch.Tensor, "a torch.long tensor")
+        if t.dtype != torch.long:
+            raise TypeError(f"{name} must be a torch.long tensor, got dtype {t.dtype}")
         check_shape(name, t, (pre_kept.shape[0],))
+        if t.numel() and not (0 <= int(t.min()) and int(t.max()) < bounds[name]):
+            raise ValueError(f"{name} must lie in 0..{bounds[name] - 1}, got values in "
+                             f"{int(t.min())}..{int(t.max())}")
+    if rows.numel() > 1 and bool((rows[1:] < rows[:-1]).any()):
+        raise ValueError("rows must be non-decreasing (entries sorted by row), got an unsorted "
+                         "tensor")
+    if not isinstance(relu, bool):
+        raise TypeError(f"relu must be True or False, got {relu!r}")
+    return _sparse_codes(x, W_enc, b_enc, b_dec, rows, latents, pre_kept, relu)
+
+
+def _sparse_codes(x, W_enc, b_enc, b_dec, rows, latents, pre_kept, relu=True) -> SparseCodes:
     z = KeptPreActs.apply(pre_kept, x, W_enc, b_enc, b_dec, rows, latents)  # [n]
     batch = torch.arange(x.shape[0], device=rows.device)  # [batch]
     offsets = torch.searchsorted(rows, batch)  # [batch] first entry of each row
@@ -183,10 +242,21 @@ def decode_sparse(codes: SparseCodes, W_dec: torch.Tensor, limit: int | None = N
     ``values`` at the kept entries only. ``limit=m`` keeps only latents ``< m``: the partial
     sum over the prefix of the dictionary that a Matryoshka SAE reconstructs from.
     """
-    if not isinstance(codes, SparseCodes):
-        raise TypeError(f"codes must be a SparseCodes, got {type(codes).__name__}")
+    _check_codes(codes)
+    check_tensor("W_dec", W_dec, 2)
+    if codes.values.dtype != W_dec.dtype:
+        raise TypeError(f"codes.values must have W_dec's dtype {W_dec.dtype}, got "
+                        f"{codes.values.dtype}")
+    lat = codes.latents
+    if lat.numel() and not (0 <= int(lat.min()) and int(lat.max()) < W_dec.shape[0]):
+        raise ValueError(f"codes.latents must lie in 0..{W_dec.shape[0] - 1} (the rows of W_dec), "
+                         f"got values in {int(lat.min())}..{int(lat.max())}")
     if limit is not None:
         check_int_in_range("limit", limit, 0, W_dec.shape[0])
+    return _decode_sparse(codes, W_dec, limit)
+
+
+def _decode_sparse(codes: SparseCodes, W_dec: torch.Tensor, limit: int | None = None):
     values = codes.values  # [n]
     if limit is not None:
         values = values * (codes.latents < limit).to(values.dtype)  # [n] prefix only
@@ -197,7 +267,12 @@ def decode_sparse(codes: SparseCodes, W_dec: torch.Tensor, limit: int | None = N
 @torch.no_grad()
 def to_dense(codes: SparseCodes, d_sae: int) -> torch.Tensor:
     """The [batch, d_sae] code matrix that ``codes`` stands for (no graph)."""
+    _check_codes(codes)
     check_int_in_range("d_sae", d_sae, 1)
+    lat = codes.latents
+    if lat.numel() and int(lat.max()) >= d_sae:
+        raise ValueError(f"d_sae must exceed the largest latent in codes ({int(lat.max())}), "
+                         f"got {d_sae}")
     f = codes.values.new_zeros(codes.offsets.shape[0], d_sae)  # [batch, d_sae]
     f[codes.rows, codes.latents] = codes.values.detach()
     return f
@@ -206,4 +281,9 @@ def to_dense(codes: SparseCodes, d_sae: int) -> torch.Tensor:
 @torch.no_grad()
 def fired_latents(codes: SparseCodes) -> torch.Tensor:
     """Latents with a positive code somewhere in the batch (with repeats): [n_fired] long."""
+    return _fired_latents(_check_codes(codes))
+
+
+@torch.no_grad()
+def _fired_latents(codes: SparseCodes) -> torch.Tensor:
     return codes.latents[codes.values > 0]

@@ -21,8 +21,8 @@ from saelab._checks import check_int_in_range, check_tensor
 from saelab.sae_config import TopKConfig
 from saelab.numpy_sae.base import _check_pair
 from saelab.torch_sae.base import BaseSAE, recon_loss
-from saelab.torch_sae.sparse import (SparseOutput, decode_sparse, dense_pre_acts, sparse_codes,
-                                     topk_selection)
+from saelab.torch_sae.sparse import (SparseOutput, _decode_sparse, _dense_pre_acts,
+                                     _sparse_codes, _topk_selection)
 
 
 def topk_relu(pre_acts: torch.Tensor, k: int) -> torch.Tensor:
@@ -101,7 +101,7 @@ class TopKSAE(BaseSAE):
     # ----- sparse path (same numbers, only the kept entries; saelab/torch_sae/sparse.py) -----
     def select(self, pre: torch.Tensor):
         """Sparse-path selection: the k largest entries of each row of pre [batch, d_sae]."""
-        return topk_selection(pre, self.cfg.k)
+        return _topk_selection(pre, self.cfg.k)
 
     def sparse_forward(self, x: torch.Tensor, dead_mask: torch.Tensor | None = None):
         """``forward`` on the sparse path: the same losses and ``x_hat``, and the kept codes as a
@@ -116,17 +116,17 @@ class TopKSAE(BaseSAE):
 
     def _forward_sparse(self, x: torch.Tensor, dead_mask: torch.Tensor | None) -> SparseOutput:
         params = (self.W_enc, self.b_enc, self.b_dec)
-        pre = dense_pre_acts(x, *params)  # [batch, d_sae], no graph
-        codes = sparse_codes(x, *params, *self.select(pre))  # n kept entries
-        x_hat = decode_sparse(codes, self.W_dec) + self.b_dec  # [batch, d_in]
+        pre = _dense_pre_acts(x, *params)  # [batch, d_sae], no graph
+        codes = _sparse_codes(x, *params, *self.select(pre))  # n kept entries
+        x_hat = _decode_sparse(codes, self.W_dec) + self.b_dec  # [batch, d_in]
         recon = recon_loss(x, x_hat)  # []
         aux = x.new_zeros(())  # []
         if self._aux_applies(x, dead_mask):
             dead = dead_mask.to(pre.device).nonzero().squeeze(1)  # [n_dead]
             k_aux = min(self.cfg.k_aux, int(dead.numel()))
-            rows, local, pre_kept = topk_selection(pre.index_select(1, dead), k_aux)
-            aux_codes = sparse_codes(x, *params, rows, dead[local], pre_kept, relu=False)
+            rows, local, pre_kept = _topk_selection(pre.index_select(1, dead), k_aux)
+            aux_codes = _sparse_codes(x, *params, rows, dead[local], pre_kept, relu=False)
             e = (x - x_hat).detach()  # [batch, d_in], stopgrad
-            aux = auxk_loss(e, decode_sparse(aux_codes, self.W_dec))
+            aux = auxk_loss(e, _decode_sparse(aux_codes, self.W_dec))
         loss = recon + self.aux_coeff * aux  # []
         return SparseOutput(x_hat, codes, loss, recon, x.new_zeros(()), aux)

@@ -37,11 +37,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from saelab._checks import check_int_in_range, check_positive, check_probability
+from saelab._checks import check_int_in_range, check_positive, check_probability, check_sae
 from saelab.dead_latents import DeadLatentTracker, resample_dead_latents
 from saelab.geometric_median import geometric_median
 from saelab.schedules import lr_at, sparsity_factor_at
-from saelab.torch_sae.sparse import fired_latents
+from saelab.torch_sae.sparse import _fired_latents
 from saelab.train import distributed as train_dist
 from saelab.train.data import prepare_data
 from saelab.train.device import PRECISIONS, autocast, maybe_compile, set_tf32, use_bf16
@@ -108,6 +108,9 @@ class TrainConfig:
         check_positive("max_fvu_growth", self.max_fvu_growth)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        for name in ("tf32", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
 
 @dataclass
@@ -141,6 +144,9 @@ class TrainResult(NamedTuple):
 def use_sparse_path(sae, sparse: bool | None = None) -> bool:
     """Whether :func:`train_sae` uses the sparse path (Chapter 4): ``sparse`` if given, else
     for a TopK-family SAE with ``d_sae >= SPARSE_MIN_RATIO * k``."""
+    check_sae("sae", sae)
+    if sparse not in (None, True, False):
+        raise ValueError(f"sparse must be None, True or False, got {sparse!r}")
     has_path = hasattr(sae, "_forward_sparse")
     if sparse is None:
         return has_path and sae.cfg.d_sae >= SPARSE_MIN_RATIO * sae.cfg.k
@@ -303,7 +309,7 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
             sae.apply_constraints()
 
             if sparse:  # firing from the kept indices, no dense scan of the codes
-                fired = fired_latents(out.codes)  # [n] with repeats
+                fired = _fired_latents(out.codes)  # [n] with repeats
                 n_fired = (out.codes.values > 0).sum()  # []
             else:  # one scan of the dense codes serves both counts
                 active = out.f != 0  # [batch, d_sae] bool

@@ -12,7 +12,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from saelab._checks import check_finite, check_shape
+from saelab._checks import check_finite, check_instance, check_int_in_range, check_shape
 
 __all__ = ["prepare_data"]
 
@@ -45,9 +45,13 @@ def _checked_batches(batches: Iterator, d_in: int, check_every: int):
         yield batch
 
 
-
 def prepare_data(data, cfg, d_in: int, g: torch.Generator):
     """Validate ``data``; return (batch iterator, sample for b_dec, pool drawer for resampling)."""
+    from saelab.train import TrainConfig  # here: saelab.train imports this module
+
+    check_instance("cfg", cfg, TrainConfig, "a saelab.train.TrainConfig")
+    d_in = check_int_in_range("d_in", d_in, 1)
+    check_instance("g", g, torch.Generator, "a torch.Generator")
     if isinstance(data, (torch.Tensor, np.ndarray)):
         data = _as_tensor("data", data)
         check_shape("data", data, (None, d_in))

@@ -15,9 +15,20 @@ import warnings
 
 import torch
 
+from saelab._checks import check_instance
+
 __all__ = ["PRECISIONS", "use_bf16", "autocast", "set_tf32", "maybe_compile"]
 
 PRECISIONS = ("float32", "bf16")
+
+
+def _check_flag(name: str, value) -> None:
+    if not isinstance(value, bool):  # cheap: autocast() runs on every training step
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+def _check_device(device) -> None:
+    check_instance("device", device, torch.device, "a torch.device (e.g. torch.device('cuda'))")
 
 
 def _bf16_ok(device: torch.device) -> bool:
@@ -28,6 +39,8 @@ def use_bf16(precision: str, device: torch.device, dtype: torch.dtype) -> bool:
     """Whether to autocast to bf16: asked for and available (else a warning, and False)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    _check_device(device)
+    check_instance("dtype", dtype, torch.dtype, "a torch dtype (the parameters' dtype)")
     if precision != "bf16":
         return False
     if not _bf16_ok(device):
@@ -41,11 +54,14 @@ def use_bf16(precision: str, device: torch.device, dtype: torch.dtype) -> bool:
 
 def autocast(bf16: bool):
     """The context of one forward pass: bf16 autocast on CUDA, or nothing."""
+    _check_flag("bf16", bf16)
     return torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 
 def set_tf32(tf32: bool, device: torch.device) -> bool:
     """Allow (or forbid) TF32 matmuls when training on CUDA; return the old setting."""
+    _check_flag("tf32", tf32)
+    _check_device(device)
     old = torch.backends.cuda.matmul.allow_tf32
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
@@ -54,6 +70,10 @@ def set_tf32(tf32: bool, device: torch.device) -> bool:
 
 def maybe_compile(forward, compile: bool, device: torch.device):
     """``torch.compile(forward)`` on CUDA when asked; elsewhere ``forward`` and a warning."""
+    if not callable(forward):
+        raise TypeError(f"forward must be a callable, got {type(forward).__name__}")
+    _check_flag("compile", compile)
+    _check_device(device)
     if not compile:
         return forward
     if device.type != "cuda":

@@ -14,6 +14,9 @@ the rank's own stream, e.g. a harvest sharded by rank), and
 so clipping, Adam and the constraints act identically on every rank and the weights stay equal.
 AuxK normalises by the variance of each rank's own residual (one difference from a single
 process). Rank 0 shows the progress bar and calls the callback. Chapter 4 (training at scale).
+
+Internal to :mod:`saelab.train`: ``train_sae`` calls these (most on every step) unchecked;
+users call ``train_sae``, not this module (hence the empty ``__all__``).
 """
 from __future__ import annotations
 
@@ -22,8 +25,7 @@ import dataclasses
 import torch
 import torch.distributed as dist
 
-__all__ = ["world", "check_same_config", "broadcast_state", "average_gradients",
-           "all_fired", "sum_over_ranks", "average_buffers", "reduce_guard_stats"]
+__all__: list[str] = []  # internal to saelab.train (see the module docstring)
 
 
 def world() -> tuple[int, int]:

@@ -22,8 +22,11 @@ Chapter 2 (what divergence looks like and why a lower learning rate helps).
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
+
+from saelab._checks import check_float_dtype, check_instance, check_positive, check_sae
 
 __all__ = ["TrainingDivergedError", "DivergenceGuard", "check_lr_fits"]
 
@@ -40,6 +43,12 @@ class TrainingDivergedError(FloatingPointError):
 
 def check_lr_fits(lr: float, betas: tuple[float, float], dtype: torch.dtype) -> None:
     """Raise ValueError if Adam's first step with ``lr`` could overflow ``dtype``."""
+    check_positive("lr", lr)
+    if (not isinstance(betas, (tuple, list)) or len(betas) != 2
+            or not all(isinstance(b, numbers.Real) and 0 <= b < 1 for b in betas)):
+        raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+    check_instance("dtype", dtype, torch.dtype, "a torch dtype")
+    check_float_dtype("dtype", dtype, allow_half_on_cpu=True)
     b1, b2 = betas
     factor = max(1.0, (1 - b1) / math.sqrt(1 - b2))  # bound on |m_hat / sqrt(v_hat)|
     limit = torch.finfo(dtype).max / 10 / factor
@@ -52,6 +61,8 @@ class DivergenceGuard:
     """Snapshot of the last good weights and the checks of the module docstring (Chapter 2)."""
 
     def __init__(self, sae: torch.nn.Module, max_fvu_growth: float) -> None:
+        check_sae("sae", sae)
+        max_fvu_growth = check_positive("max_fvu_growth", max_fvu_growth)
         self.snapshot = {name: t.detach().clone() for name, t in sae.state_dict().items()}
         self.max_fvu_growth = max_fvu_growth
         self.fvu_bound: float | None = None  # set at the first check

@@ -4,6 +4,9 @@ An SAE reconstructs its input. A transcoder (a model whose config has ``d_out``)
 input and predicts its output, so its training rows are ``[input | target]`` of width
 ``d_in + d_out`` (``saelab.torch_sae.pair_rows``): the loop's shuffling, tensor and stream paths
 then work unchanged, and the pair is split only when a batch reaches the model.
+
+Internal to :mod:`saelab.train`: ``train_sae`` calls these (most on every step) unchecked;
+users call ``train_sae``, not this module (hence the empty ``__all__``).
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["data_width", "split_target", "step_forward"]
+__all__: list[str] = []  # internal to saelab.train (see the module docstring)
 
 
 def _d_out(sae):

@@ -3,6 +3,9 @@
 The loop adds each step's loss, reconstruction error, L0 and the batch's centred sum of squares
 to device-side sums (no host sync); every ``log_every`` steps one row of the history is written
 from them (summed over ranks under ``torch.distributed``) and shown on the progress bar.
+
+Internal to :mod:`saelab.train`: ``train_sae`` calls these (most on every step) unchecked;
+users call ``train_sae``, not this module (hence the empty ``__all__``).
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import torch
 from saelab.train import distributed as train_dist
 from saelab.dead_latents import DeadLatentTracker
 
-__all__ = ["Window", "log_row"]
+__all__: list[str] = []  # internal to saelab.train (see the module docstring)
 
 
 class Window:
