@@ -132,3 +132,23 @@ def sparse_probe(fn: Callable) -> None:
         "probe's sign.": 1 - want_auc,
     }, rtol=0, atol=0.02, what="the held-out AUROC")
     checking.passed(name)
+
+
+def _reference_fit_power_law(n, loss):
+    """(a, b) of ``loss ~ a * n**(-b)``, from the library's log-log fit."""
+    from saelab.lm.scaling_laws import fit_power_law as fit
+
+    result = fit(n, loss)
+    return result.a, result.b
+
+
+def _reference_diff_in_means_probe(x, y):
+    from saelab.probes import diff_in_means
+
+    return diff_in_means(x, y)
+
+
+# Reference solutions of the exercises whose functions later cells use: a learner notebook falls
+# back to them while the learner's own function is not written or does not pass its check.
+REFERENCES = {"fit_power_law": _reference_fit_power_law,
+              "diff_in_means_probe": _reference_diff_in_means_probe}
