@@ -163,7 +163,17 @@ def circuits_cases() -> dict:
             bad("eval_acts", scaling_laws.train_point, TX, TX[:, :4], 12, 3, 8),
             bad("train_acts", scaling_laws.train_point, TNAN, TX, 12, 3, 8, batch_size=4),
             bad("k", scaling_laws.train_point, TX, TX, 12, 13, 8),
-            bad("n_tokens", scaling_laws.train_point, TX, TX, 12, 3, 99, batch_size=4)],
+            bad("n_tokens", scaling_laws.train_point, TX, TX, 12, 3, 99, batch_size=4),
+            bad("return_sae", scaling_laws.train_point, TX, TX, 12, 3, 8, batch_size=4,
+                return_sae="yes")],
+        "saelab.lm.scaling_laws.split_share": lambda: [
+            bad("W_dec_narrow", scaling_laws.split_share, None, X),
+            bad("W_dec_narrow", scaling_laws.split_share, X[0], X),
+            bad("W_dec_wide", scaling_laws.split_share, X, NAN_X),
+            bad("W_dec_wide", scaling_laws.split_share, X, X[:, :3]),
+            bad("threshold", scaling_laws.split_share, X, X, 1.0),
+            bad("threshold", scaling_laws.split_share, X, X, np.nan),
+            bad("live_narrow", scaling_laws.split_share, X, X, live_narrow=np.zeros(8, bool))],
         "saelab.lm.scaling_laws.sweep_activations": lambda: [
             bad("n_train", scaling_laws.sweep_activations, model(), 0),
             bad("seq_len", scaling_laws.sweep_activations, model(), 8, seq_len=model().cfg.n_ctx + 1),

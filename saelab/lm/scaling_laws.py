@@ -12,7 +12,11 @@ Here ``L`` is the held-out FVU (Chapter 5) of TopK SAEs on saelab-tiny's middle 
 b log n) and with scipy's ``curve_fit`` with ``c``; standard errors come from the fit's covariance
 matrix (they assume independent, equal-variance errors, which a handful of points barely
 supports: read them as rough). ``train_point`` trains one SAE of the sweep; the sweep itself is
-``scripts/ch09_scaling_sweep.py``, cached in ``saelab/results/ch09_scaling.json``. Chapter 9.
+``scripts/ch09_scaling_sweep.py``, cached in ``saelab/results/ch09_scaling.json``.
+
+``split_share`` measures feature splitting between two widths by decoder geometry: the share of
+a narrow SAE's latents that have at least two latents of a wider SAE with decoder cosine
+>= threshold (``scripts/ch09_split_sweep.py``, ``saelab/results/ch09_splitting.json``). Chapter 9.
 """
 from __future__ import annotations
 
@@ -22,9 +26,10 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from saelab._checks import check_int_in_range, check_positive, check_tensor
+from saelab._checks import (check_array, check_int_in_range, check_positive, check_probability,
+                            check_tensor)
 
-__all__ = ["PowerLawFit", "fit_power_law", "sweep_activations", "train_point"]
+__all__ = ["PowerLawFit", "fit_power_law", "split_share", "sweep_activations", "train_point"]
 
 
 class PowerLawFit(NamedTuple):
@@ -90,12 +95,14 @@ def fit_power_law(x, y, irreducible: bool = False) -> PowerLawFit:
 
 def train_point(train_acts: torch.Tensor, eval_acts: torch.Tensor, d_sae: int, k: int,
                 n_tokens: int, *, batch_size: int = 512, lr: float = 1e-3,
-                seed: int = 0) -> dict:
+                seed: int = 0, return_sae: bool = False):
     """Train one TopK SAE on the first ``n_tokens`` rows of ``train_acts`` (one pass, shuffled).
 
     Activations must already be scaled (``saelab.lm.scaling.activation_scale``). Returns a dict
     with the held-out ``fvu``, the ``dead_fraction`` (latents that never fire on ``eval_acts``),
-    the settings and the wall-clock ``seconds``.
+    the settings and the wall-clock ``seconds``. With ``return_sae=True`` it returns
+    ``(point, sae, live)``: the dict, the trained SAE and a boolean array of the latents that
+    fired at least once on ``eval_acts``.
     """
     from saelab.evaluation import evaluate
     from saelab.sae_config import TopKConfig
@@ -113,6 +120,8 @@ def train_point(train_acts: torch.Tensor, eval_acts: torch.Tensor, d_sae: int, k
     check_int_in_range("batch_size", batch_size, 1)
     check_int_in_range("n_tokens", n_tokens, batch_size, train_acts.shape[0])
     check_positive("lr", lr)
+    if not isinstance(return_sae, bool):
+        raise TypeError(f"return_sae must be a bool, got {type(return_sae).__name__}")
     start = time.time()
     torch.manual_seed(seed)
     sae = TopKSAE(TopKConfig(d_in=d_in, d_sae=d_sae, k=k, k_aux=min(256, d_sae)))
@@ -120,9 +129,63 @@ def train_point(train_acts: torch.Tensor, eval_acts: torch.Tensor, d_sae: int, k
                       dead_window_tokens=min(50_000, n_tokens), log_every=10_000)
     train_sae(sae, train_acts[:n_tokens], cfg, progress=False)
     report = evaluate(sae, eval_acts)
-    return {"d_sae": d_sae, "k": k, "n_tokens": n_tokens, "fvu": round(float(report.fvu), 5),
-            "dead_fraction": round(float(report.dead_fraction), 5),
-            "seconds": round(time.time() - start, 1)}
+    point = {"d_sae": d_sae, "k": k, "n_tokens": n_tokens, "fvu": round(float(report.fvu), 5),
+             "dead_fraction": round(float(report.dead_fraction), 5),
+             "seconds": round(time.time() - start, 1)}
+    if return_sae:
+        return point, sae, np.asarray(report.first_fire) >= 0
+    return point
+
+
+def _unit_rows(name: str, W) -> np.ndarray:
+    W = check_array(name, W, 2)
+    if W.shape[0] < 1 or W.shape[1] < 1:
+        raise ValueError(f"{name} must be (n_latents, d_in) with both at least 1, got {W.shape}")
+    norms = np.linalg.norm(W, axis=1, keepdims=True)
+    if np.any(norms == 0):
+        raise ValueError(f"{name} must have no all-zero rows (a decoder direction needs a norm), "
+                         f"got zero rows at {np.flatnonzero(norms[:, 0] == 0)[:5].tolist()}")
+    return W / norms
+
+
+def _live_mask(name: str, live, n: int) -> np.ndarray:
+    if live is None:
+        return np.ones(n, dtype=bool)
+    live = check_array(name, live, 1, floating=False)
+    if live.dtype != bool or live.shape != (n,):
+        raise ValueError(f"{name} must be a boolean array of shape ({n},), got dtype "
+                         f"{live.dtype} and shape {live.shape}")
+    return live
+
+
+def split_share(W_dec_narrow, W_dec_wide, threshold: float = 0.7, *, live_narrow=None,
+                live_wide=None) -> float:
+    """Share of the narrow SAE's live latents that split in the wide SAE (decoder geometry).
+
+    A narrow latent ``i`` counts as split when at least two (live) wide latents ``j`` have
+    ``cos(W_dec_narrow[i], W_dec_wide[j]) >= threshold``. Bricken et al. (2023, "Towards
+    Monosemanticity") describe feature splitting as one latent of a small dictionary becoming a
+    family of related latents in a larger one; this is a decoder-geometry proxy for that, not
+    their procedure (they also compare what the latents fire on). ``W_dec_*`` are
+    ``(n_latents, d_in)`` (rows are decoder directions; norms are ignored). ``live_narrow`` and
+    ``live_wide`` are optional boolean masks of the latents to count (e.g. those that fire on
+    held-out data); by default every latent is live. Returns a float in [0, 1]. Chapter 9.
+    """
+    a = _unit_rows("W_dec_narrow", W_dec_narrow)
+    b = _unit_rows("W_dec_wide", W_dec_wide)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"W_dec_narrow and W_dec_wide must have the same d_in (columns), got "
+                         f"{a.shape[1]} and {b.shape[1]}")
+    t = check_probability("threshold", threshold)
+    if not 0.0 < t < 1.0:
+        raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+    keep_a = _live_mask("live_narrow", live_narrow, a.shape[0])
+    keep_b = _live_mask("live_wide", live_wide, b.shape[0])
+    if not keep_a.any():
+        raise ValueError("live_narrow must mark at least one latent as live, got none")
+    cos = a[keep_a] @ b[keep_b].T  # [n_live_narrow, n_live_wide]
+    children = (cos >= t).sum(axis=1)  # [n_live_narrow]
+    return float(np.mean(children >= 2))
 
 
 def sweep_activations(model, n_train: int,
