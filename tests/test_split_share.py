@@ -101,3 +101,27 @@ def test_stored_splitting_sweep_is_complete_and_sane():
         assert 0 <= p["dead_fraction"] < 1 and 0 < p["fvu"] < 1
     for p in stored["pairs"]:
         assert 0 <= p["split_share"] <= p["matched_share"] <= 1  # a split latent is matched
+
+
+@pytest.mark.slow
+def test_first_stored_pair_reproduces(one_thread):
+    """Re-run the 256 -> 512 pair of the stored sweep (about 10 s on one thread)."""
+    from saelab import lm
+    from saelab.lm.scaling_laws import sweep_activations
+
+    stored = results.load("ch09_splitting")
+    s = stored["settings"]
+    model = lm.load_model(lm.SHIPPED_MODEL, device="cpu")
+    train, heldout, scale = sweep_activations(model, s["tokens"], s["seq_len"])
+    assert scale == pytest.approx(stored["scale"], rel=1e-4)
+    got = []
+    for want in stored["widths"][:2]:
+        point, sae, live = train_point(train, heldout, want["d_sae"], s["k"], s["tokens"],
+                                       batch_size=s["batch_size"], lr=s["lr"], seed=s["seed"],
+                                       return_sae=True)
+        assert point["fvu"] == pytest.approx(want["fvu"], abs=0.005)
+        assert point["dead_fraction"] == pytest.approx(want["dead_fraction"], abs=0.02)
+        got.append((sae.W_dec.detach().numpy(), live))
+    share = split_share(got[0][0], got[1][0], s["threshold"], live_narrow=got[0][1],
+                        live_wide=got[1][1])
+    assert share == pytest.approx(stored["pairs"][0]["split_share"], abs=0.02)  # stored: 0.0

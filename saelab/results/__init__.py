@@ -7,7 +7,8 @@ and the prefix-size sweep of the Matryoshka chapter, from ``scripts/ch07_toy_swe
 Chapter 8: ``ch08_transcoders`` (per-layer FVU and CE loss recovered of transcoders, skip
 transcoders and SAEs on saelab-tiny's MLPs, from ``scripts/ch08_transcoders.py``).
 Chapter 9 adds ``ch09_scaling`` (TopK SAEs over widths, k and token budgets on saelab-tiny, from
-``scripts/ch09_scaling_sweep.py``).
+``scripts/ch09_scaling_sweep.py``) and ``ch09_splitting`` (split share and dead fraction of TopK
+SAEs from 256 to 4,096 latents, from ``scripts/ch09_split_sweep.py``).
 """
 from __future__ import annotations
 
