@@ -5,7 +5,7 @@ the scaling sweep (``saelab/results/ch09_scaling.json``'s settings block: token 
 learning rate, seed). For each pair of consecutive widths (256 -> 512, ...) it stores
 ``split_share``: the share of the narrow SAE's live latents with at least two live latents of the
 wider SAE at decoder cosine >= THRESHOLD (a decoder-geometry proxy for feature splitting,
-Bricken et al. 2023), next to ``matched_share``: the share with at least one such wide latent
+Bricken et al. 2023), next to the matched share (``min_children=1``): the share with at least one such wide latent
 (a latent that carries over without splitting), and each width's dead fraction on the held-out
 text. One seed; one pass over the sweep's token budget (300 steps), as in the sweep. One thread,
 CPU; under a minute here, a few minutes on a busy 2-core machine.
@@ -35,13 +35,6 @@ SETTINGS = {
 }
 
 
-def matched_share(W_narrow, W_wide, threshold, live_narrow, live_wide) -> float:
-    """Share of live narrow latents with at least one live wide latent at cosine >= threshold."""
-    a = W_narrow[live_narrow] / np.linalg.norm(W_narrow[live_narrow], axis=1, keepdims=True)
-    b = W_wide[live_wide] / np.linalg.norm(W_wide[live_wide], axis=1, keepdims=True)
-    return float(np.mean((a @ b.T).max(axis=1) >= threshold))
-
-
 def main() -> None:
     torch.set_num_threads(1)
     start = time.time()
@@ -62,7 +55,8 @@ def main() -> None:
             zip(SETTINGS["widths"], decoders), zip(SETTINGS["widths"][1:], decoders[1:])):
         share = split_share(W_a, W_b, SETTINGS["threshold"], live_narrow=live_a,
                             live_wide=live_b)
-        matched = matched_share(W_a, W_b, SETTINGS["threshold"], live_a, live_b)
+        matched = split_share(W_a, W_b, SETTINGS["threshold"], live_narrow=live_a,
+                              live_wide=live_b, min_children=1)
         pairs.append({"narrow": w_a, "wide": w_b, "split_share": round(share, 5),
                       "matched_share": round(matched, 5)})
         print(pairs[-1], flush=True)

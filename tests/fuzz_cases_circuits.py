@@ -173,7 +173,8 @@ def circuits_cases() -> dict:
             bad("W_dec_wide", scaling_laws.split_share, X, X[:, :3]),
             bad("threshold", scaling_laws.split_share, X, X, 1.0),
             bad("threshold", scaling_laws.split_share, X, X, np.nan),
-            bad("live_narrow", scaling_laws.split_share, X, X, live_narrow=np.zeros(8, bool))],
+            bad("live_narrow", scaling_laws.split_share, X, X, live_narrow=np.zeros(8, bool)),
+            bad("min_children", scaling_laws.split_share, X, X, min_children=0)],
         "saelab.lm.scaling_laws.sweep_activations": lambda: [
             bad("n_train", scaling_laws.sweep_activations, model(), 0),
             bad("seq_len", scaling_laws.sweep_activations, model(), 8, seq_len=model().cfg.n_ctx + 1),

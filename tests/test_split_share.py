@@ -29,6 +29,9 @@ def test_two_close_children_count_one_child_does_not():
     assert split_share(narrow[:1], np.stack([kids[0], E[2], E[3]])) == 0.0
     # a stricter threshold than the children's cosine (0.949) no longer counts them
     assert split_share(narrow[:1], wide, threshold=0.96) == 0.0
+    # min_children=1: both narrow latents persist (the parent has two children, e2 one)
+    assert split_share(narrow, wide, min_children=1) == 1.0
+    assert split_share(narrow, E[3:4], min_children=1) == 0.0
 
 
 def test_orthogonal_rows_and_norms_and_sign():

@@ -159,7 +159,7 @@ def _live_mask(name: str, live, n: int) -> np.ndarray:
 
 
 def split_share(W_dec_narrow, W_dec_wide, threshold: float = 0.7, *, live_narrow=None,
-                live_wide=None) -> float:
+                live_wide=None, min_children: int = 2) -> float:
     """Share of the narrow SAE's live latents that split in the wide SAE (decoder geometry).
 
     A narrow latent ``i`` counts as split when at least two (live) wide latents ``j`` have
@@ -169,7 +169,9 @@ def split_share(W_dec_narrow, W_dec_wide, threshold: float = 0.7, *, live_narrow
     their procedure (they also compare what the latents fire on). ``W_dec_*`` are
     ``(n_latents, d_in)`` (rows are decoder directions; norms are ignored). ``live_narrow`` and
     ``live_wide`` are optional boolean masks of the latents to count (e.g. those that fire on
-    held-out data); by default every latent is live. Returns a float in [0, 1]. Chapter 9.
+    held-out data); by default every latent is live. ``min_children=1`` gives instead the share
+    of narrow latents that have any close wide latent (persist). Returns a float in [0, 1].
+    Chapter 9.
     """
     a = _unit_rows("W_dec_narrow", W_dec_narrow)
     b = _unit_rows("W_dec_wide", W_dec_wide)
@@ -179,13 +181,14 @@ def split_share(W_dec_narrow, W_dec_wide, threshold: float = 0.7, *, live_narrow
     t = check_probability("threshold", threshold)
     if not 0.0 < t < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+    check_int_in_range("min_children", min_children, 1)
     keep_a = _live_mask("live_narrow", live_narrow, a.shape[0])
     keep_b = _live_mask("live_wide", live_wide, b.shape[0])
     if not keep_a.any():
         raise ValueError("live_narrow must mark at least one latent as live, got none")
     cos = a[keep_a] @ b[keep_b].T  # [n_live_narrow, n_live_wide]
     children = (cos >= t).sum(axis=1)  # [n_live_narrow]
-    return float(np.mean(children >= 2))
+    return float(np.mean(children >= min_children))
 
 
 def sweep_activations(model, n_train: int,
