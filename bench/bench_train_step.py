@@ -4,7 +4,8 @@ In one process, one torch thread, float32 on the CPU, every contender runs once 
 turn, for ``--rounds`` rounds (interleaved, so a busy machine slows all of them alike); the table
 gives the median and minimum time of a step over the rounds and the ratio of each median to
 saelab's ``train_sae``. The roofline divides the ``train_sae`` step by its unavoidable work: the
-dense encoder product ``x @ W_enc``, the top-k selection and one (fused) Adam pass.
+dense encoder product ``x @ W_enc``, the top-k selection and one (fused) Adam pass, timed
+with freed memory kept (no page faults: the work itself, not the allocator).
 
     pip install -e ".[bench]"                    # sae-lens and eai-sparsify
     python bench/bench_train_step.py             # d_in 768, d_sae 16384, batch 1024, k 32
@@ -14,6 +15,9 @@ What a step is, for each contender (a random 5% of latents marked dead, so AuxK 
 - saelab step: ``sae._forward_sparse`` (TopK) or ``sae._forward``, backward, parallel-gradient
   removal, clipping, fused Adam, constraints, firing bookkeeping: the body of ``train_sae``;
 - saelab dense: the same on the dense path of Chapter 4 (TopK only);
+- saelab steps run inside ``keep_freed_memory`` as ``train_sae`` does on a CPU (its second call
+  is timed); "step, 0 dead, no keep" is the bare step with glibc's default allocator settings,
+  which fault every large temporary in again each step (saelab.train.memory);
 - saelab train_sae: the whole loop, timed between successive batch requests of its data
   iterator (``log_every=4``: a guard check, snapshot and history row every 4 steps, 12x more
   often than the default, so this is an upper bound). In its first steps no latent is dead
@@ -37,7 +41,8 @@ from saelab.sae_config import JumpReLUConfig, L1Config, TopKConfig
 from saelab.torch_sae import make_sae
 from saelab.train import TrainConfig, _make_adam, train_sae, use_sparse_path
 from saelab.dead_latents import DeadLatentTracker
-from saelab.torch_sae.sparse import fired_latents
+from saelab.train.firing import step_firing
+from saelab.train.memory import keep_freed_memory
 
 SIZES = {"small": (256, 4096, 256), "large": (768, 16384, 1024)}  # (d_in, d_sae, batch)
 K = 32
@@ -62,10 +67,7 @@ def saelab_step(family, d_in, d_sae, x, dead, sparse=True):
         torch.nn.utils.clip_grad_norm_(sae.parameters(), 1.0)
         opt.step()
         sae.apply_constraints()
-        if use_sparse:
-            tracker.update_fired(fired_latents(out.codes), x.shape[0])
-        else:
-            tracker.update(out.f)
+        tracker.update_fired(step_firing(out, use_sparse, d_sae)[0], x.shape[0])
     return step
 
 
@@ -147,19 +149,22 @@ def roofline(d_in, d_sae, x):
     opt.step()
 
     def run():
-        start = time.perf_counter()
         pre = torch.addmm(b, x, W)
         pre.topk(K, dim=-1, sorted=False)
         opt.step()
-        return time.perf_counter() - start
     return run
 
 
-def timed(step):
+def timed(step, keep=False):
+    """Seconds of one call of ``step``; with ``keep``, the second of two calls made while freed
+    memory is kept (saelab.train.memory, as in train_sae), so the timed one reuses its pages."""
     def run():
-        start = time.perf_counter()
-        step()
-        return time.perf_counter() - start
+        with keep_freed_memory(keep):
+            if keep:
+                step()
+            start = time.perf_counter()
+            step()
+            return time.perf_counter() - start
     return run
 
 
@@ -179,10 +184,12 @@ def main() -> None:
           f"1 thread, torch {torch.__version__}")
     for family in args.families:
         runs = {"saelab train_sae": saelab_train(family, d_in, d_sae, x, dead),
-                "saelab step, 0 dead": timed(saelab_step(family, d_in, d_sae, x, None)),
-                "saelab step": timed(saelab_step(family, d_in, d_sae, x, dead))}
+                "saelab step, 0 dead": timed(saelab_step(family, d_in, d_sae, x, None), True),
+                "saelab step": timed(saelab_step(family, d_in, d_sae, x, dead), True),
+                "step, 0 dead, no keep": timed(saelab_step(family, d_in, d_sae, x, None))}
         if family == "topk":
-            runs["saelab dense step"] = timed(saelab_step(family, d_in, d_sae, x, dead, False))
+            runs["saelab dense step"] = timed(saelab_step(family, d_in, d_sae, x, dead, False),
+                                              True)
         for name, make in [("SAELens", saelens_step), ("sparsify", sparsify_step)]:
             if name == "sparsify" and family != "topk":
                 continue
@@ -191,7 +198,7 @@ def main() -> None:
             except ImportError as err:
                 print(f"  {name} skipped: {err} (pip install -e '.[bench]')")
         if family == "topk":
-            runs["roofline work"] = roofline(d_in, d_sae, x)
+            runs["roofline work"] = timed(roofline(d_in, d_sae, x), True)
         for run in runs.values():
             run()  # warm-up: allocations, Adam state, thread pools
         times = {name: [] for name in runs}

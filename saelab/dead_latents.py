@@ -65,8 +65,8 @@ class DeadLatentTracker:
 
     @torch.no_grad()
     def update_fired(self, latents: torch.Tensor, n_tokens: int) -> None:
-        """Account for one batch of ``n_tokens`` rows in which ``latents`` (long [n], repeats
-        allowed) fired: the sparse path's kept indices, with no dense scan of the codes."""
+        """Account for one batch of ``n_tokens`` rows in which ``latents`` fired: long [n]
+        indices (repeats allowed; the sparse path's kept latents) or a bool [d_sae] mask."""
         self.tokens_since_fired += n_tokens
         self.tokens_since_fired[latents] = 0
 

@@ -333,6 +333,7 @@ EXEMPT = {
                                 "(colab.CELL_SOURCE); checks there would change all six chapters",
     "saelab.problems.sae_welch_coherence": "takes no arguments",
     "saelab.results.available": "takes no arguments",
+    "saelab.train.memory.can_keep_memory": "takes no arguments",
     "saelab.exercises.ch09.sparse_probe_data": "takes no arguments",
     "saelab.train.TrainHistory": "a record filled in by train_sae; its fields are lists",
     "saelab.evaluation.EvalReport": "a report that evaluate() returns; never built from user input",

@@ -128,6 +128,11 @@ def training_cases() -> dict:
             bad("bf16", dev("autocast"), "bf16"), bad("bf16", dev("autocast"), None)],
         "saelab.train.device.set_tf32": lambda: [
             bad("tf32", dev("set_tf32"), "yes", cpu), bad("device", dev("set_tf32"), True, "cpu")],
+        "saelab.train.memory.keep_freed_memory": lambda: [
+            bad("enabled", lambda v: fn("saelab.train.memory.keep_freed_memory")(v).__enter__(),
+                "yes"),
+            bad("enabled", lambda v: fn("saelab.train.memory.keep_freed_memory")(v).__enter__(),
+                None)],
         "saelab.train.device.maybe_compile": lambda: [
             bad("forward", dev("maybe_compile"), None, True, cpu),
             bad("compile", dev("maybe_compile"), tsae(), "yes", cpu),

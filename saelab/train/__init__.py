@@ -29,6 +29,7 @@ Taught in Chapter 2 (L1) and used for every family in Chapters 4 to 6.
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
@@ -41,9 +42,10 @@ from saelab._checks import check_int_in_range, check_positive, check_probability
 from saelab.dead_latents import DeadLatentTracker, resample_dead_latents
 from saelab.geometric_median import geometric_median
 from saelab.schedules import lr_at, sparsity_factor_at
-from saelab.torch_sae.sparse import _fired_latents
 from saelab.train import distributed as train_dist
 from saelab.train.data import prepare_data
+from saelab.train.firing import step_firing
+from saelab.train.memory import keep_freed_memory
 from saelab.train.device import PRECISIONS, autocast, maybe_compile, set_tf32, use_bf16
 from saelab.train.guard import DivergenceGuard, TrainingDivergedError, check_lr_fits
 from saelab.train.pairs import data_width, split_target, step_forward
@@ -82,6 +84,7 @@ class TrainConfig:
     precision: str = "float32"  # "bf16": CUDA autocast, float32 master weights (saelab.train.device)
     tf32: bool = True  # CUDA: TensorFloat-32 matmuls (Ampere+); ignored elsewhere
     compile: bool = False  # CUDA: torch.compile the forward pass; warns and skips elsewhere
+    keep_memory: bool | None = None  # keep freed memory (glibc); None: when training on a CPU
 
     def __post_init__(self) -> None:
         check_int_in_range("n_steps", self.n_steps, 1)
@@ -108,6 +111,8 @@ class TrainConfig:
         check_positive("max_fvu_growth", self.max_fvu_growth)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.keep_memory not in (None, True, False):
+            raise ValueError(f"keep_memory must be None, True or False, got {self.keep_memory!r}")
         for name in ("tf32", "compile"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
@@ -274,6 +279,9 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
                unit="step")
     sae.train()
     old_tf32 = set_tf32(cfg.tf32, device)
+    memory = contextlib.ExitStack()  # saelab.train.memory: no page faults per step on a CPU
+    memory.enter_context(keep_freed_memory(
+        device.type == "cpu" if cfg.keep_memory is None else cfg.keep_memory))
     try:
         for step in range(cfg.n_steps):
             batch = next(batches, None)
@@ -308,19 +316,8 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
             opt.step()
             sae.apply_constraints()
 
-            if sparse:  # firing from the kept indices, no dense scan of the codes
-                fired = _fired_latents(out.codes)  # [n] with repeats
-                n_fired = (out.codes.values > 0).sum()  # []
-            else:  # one scan of the dense codes serves both counts
-                active = out.f != 0  # [batch, d_sae] bool
-                n_fired = active.sum()  # []
-                fired = None if world_size == 1 else active.any(dim=0).nonzero().squeeze(1)
-            if world_size > 1:
-                fired = train_dist.all_fired(fired, d_sae)
-            if fired is None:
-                tracker.update(active)
-            else:
-                tracker.update_fired(fired, x.shape[0] * world_size)
+            fired, n_fired = step_firing(out, sparse, d_sae, world_size)
+            tracker.update_fired(fired, x.shape[0] * world_size)
             window.add(loss, out.recon_loss, n_fired, target)
             tokens += x.shape[0] * world_size
             done = step + 1
@@ -352,6 +349,7 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
         raise
     finally:
         torch.backends.cuda.matmul.allow_tf32 = old_tf32
+        memory.close()
         bar.close()
         sae.train(was_training)
     return TrainResult(sae, history, tracker.tokens_since_fired.clone(), resampled)

@@ -66,11 +66,12 @@ def average_gradients(params, world_size: int) -> None:
 
 @torch.no_grad()
 def all_fired(latents: torch.Tensor, d_sae: int) -> torch.Tensor:
-    """Latents that fired on any rank: long [n_fired], from this rank's ``latents``."""
+    """Latents that fired on any rank: bool [d_sae], from this rank's ``latents`` (long indices
+    or a bool [d_sae] mask); no host-device sync."""
     fired = torch.zeros(d_sae, dtype=torch.int32, device=latents.device)
     fired[latents] = 1
     dist.all_reduce(fired, op=dist.ReduceOp.MAX)
-    return fired.nonzero().squeeze(1)
+    return fired.bool()
 
 
 @torch.no_grad()
