@@ -49,6 +49,7 @@ from saelab.train.memory import keep_freed_memory
 from saelab.train.device import PRECISIONS, autocast, maybe_compile, set_tf32, use_bf16
 from saelab.train.guard import DivergenceGuard, TrainingDivergedError, check_lr_fits
 from saelab.train.pairs import data_width, split_target, step_forward
+from saelab.train.state import Checkpointer, loop_state
 from saelab.train.window import Window, log_row
 
 __all__ = ["TrainConfig", "TrainHistory", "TrainResult", "TrainingDivergedError", "train_sae",
@@ -197,7 +198,8 @@ def _final_check(sae, guard: DivergenceGuard, x: torch.Tensor, target: torch.Ten
 
 
 def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
-              callback: Callable[[int, object], None] | None = None) -> TrainResult:
+              callback: Callable[[int, object], None] | None = None, *, checkpoint_dir=None,
+              checkpoint_every: int = 0, resume_from=None) -> TrainResult:
     """Train ``sae`` in place with Adam; return its history. Introduced in Chapter 2.
 
     Parameters
@@ -216,6 +218,10 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
     callback : callable ``callback(step, sae)``, optional
         Called after every history row (every ``cfg.log_every`` steps and at the end), for
         measurements the history does not hold, such as MMCS against known features.
+    checkpoint_dir, checkpoint_every, resume_from : optional
+        Write a training-state checkpoint to ``checkpoint_dir`` every ``checkpoint_every``
+        steps and after the last; resume from one (a file or that folder: its latest), with
+        the same batches as an uninterrupted run (:mod:`saelab.train.state`).
 
     Returns
     -------
@@ -257,8 +263,11 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
         if shard and cfg.batch_size % world_size:
             raise ValueError(f"batch_size must be a multiple of the {world_size} ranks, got "
                              f"{cfg.batch_size}")
+    ckpt = Checkpointer(cfg, sae, data, checkpoint_dir, checkpoint_every, resume_from, rank,
+                        world_size)  # checks the checkpoint's settings; rewinds a stream
     g = torch.Generator().manual_seed(cfg.seed)  # batch order and resampling draws
     batches, sample, draw_pool = prepare_data(data, cfg, data_width(sae), g)
+    sample = data.b_dec_sample(cfg.b_dec_init_samples) if hasattr(data, "b_dec_sample") else sample
     _init_b_dec(sae, split_target(sae, sample)[1].to(device, dtype), cfg.b_dec_init)
     reduce = None
     if world_size > 1:
@@ -274,7 +283,10 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
     history, resampled, window = TrainHistory(), [], Window(device, world_size)
     resample_until = cfg.n_steps - int(np.ceil(cfg.lr_decay_frac * cfg.n_steps))
     tokens, done, lr, was_training, x, target = 0, 0, cfg.lr, sae.training, None, None
-    bar = tqdm(total=cfg.n_steps, disable=not progress or rank > 0,
+    loop = loop_state(sae, opt, tracker, guard, history, window, resampled, g, batches)
+    if ckpt.resumed:  # weights, Adam, counters, history, RNG and data position
+        done, tokens = ckpt.restore(loop)
+    bar = tqdm(total=cfg.n_steps, initial=done, disable=not progress or rank > 0,
                desc=f"training {family} SAE",
                unit="step")
     sae.train()
@@ -283,7 +295,7 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
     memory.enter_context(keep_freed_memory(
         device.type == "cpu" if cfg.keep_memory is None else cfg.keep_memory))
     try:
-        for step in range(cfg.n_steps):
+        for step in range(done, cfg.n_steps):
             batch = next(batches, None)
             if batch is None:
                 warnings.warn(f"data ran out after {step} of {cfg.n_steps} steps; stopping early")
@@ -331,6 +343,7 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
                 log_row(window, history, done, tokens, tracker, lr, bar)
                 if callback is not None and rank == 0:
                     callback(done, sae)
+            ckpt.after_step(done, tokens, loop)
             bar.update(1)
         if window.n_steps > 0:  # the last, partial window
             log_row(window, history, done, tokens, tracker, lr, bar)

@@ -25,13 +25,29 @@ def _as_tensor(name: str, batch) -> torch.Tensor:
     return batch
 
 
-def _shuffled_batches(data: torch.Tensor, batch_size: int, g: torch.Generator):
-    """Endless batches of rows of ``data``, a fresh random order each epoch (drop the tail)."""
-    n = data.shape[0]
-    while True:
-        order = torch.randperm(n, generator=g)  # [n]
-        for start in range(0, n - batch_size + 1, batch_size):
-            yield data[order[start:start + batch_size].to(data.device)]
+class ShuffledBatches:
+    """Endless batches of rows of ``data``, a fresh random order each epoch (drop the tail).
+
+    The epoch's order is drawn from ``g`` lazily, when the first batch of the epoch is asked
+    for. ``order`` and ``start`` (the next row of the order) are the data position that a
+    training-state checkpoint records (:mod:`saelab.train.state`).
+    """
+
+    def __init__(self, data: torch.Tensor, batch_size: int, g: torch.Generator) -> None:
+        self.data, self.batch_size, self.g = data, batch_size, g
+        self.order: torch.Tensor | None = None  # [n] this epoch's row order (CPU)
+        self.start = 0  # next position in order
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        n = self.data.shape[0]
+        if self.order is None or self.start + self.batch_size > n:
+            self.order, self.start = torch.randperm(n, generator=self.g), 0  # [n]
+        rows = self.order[self.start:self.start + self.batch_size]
+        self.start += self.batch_size
+        return self.data[rows.to(self.data.device)]
 
 
 def _checked_batches(batches: Iterator, d_in: int, check_every: int):
@@ -66,7 +82,7 @@ def prepare_data(data, cfg, d_in: int, g: torch.Generator):
             rows = torch.randint(data.shape[0], (cfg.resample_pool,), generator=g)
             return data[rows.to(data.device)]
 
-        return _shuffled_batches(data, cfg.batch_size, g), sample, draw_pool
+        return ShuffledBatches(data, cfg.batch_size, g), sample, draw_pool
     if isinstance(data, Iterable):
         batches = _checked_batches(iter(data), d_in, cfg.log_every)
         first = next(batches, None)
