@@ -8,7 +8,9 @@ The recipe of Bricken et al. (2023) and of SAELens (Bloom et al. 2024): fixed-le
 BOS dropped because its residual norm is an outlier. Rows stream out batch by batch
 (``iter_activations``), optionally through an on-disk cache of safetensors shards; ``harvest``
 collects them into one tensor, ``ActivationBuffer`` (saelab.lm.buffer) shuffles them in bounded
-memory. Taught in Chapter 6.
+memory. Under ``torch.distributed`` (or with ``rank`` and ``world_size`` given) each rank
+harvests its own windows, ``rank::world_size`` of the corpus's: disjoint, and together the
+1-process harvest (Chapter 4, training at scale). Taught in Chapter 6.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from saelab.lm.disk_cache import read_shards, write_shards
 from saelab.lm.hooks import _check_model, check_hook_name, hook_width, run_to_hook
 
 __all__ = ["run_to_hook", "token_windows", "keep_mask", "iter_activations", "harvest",
-           "read_text_files"]
+           "read_text_files", "rank_shard"]
 
 
 def read_text_files(paths) -> Iterator[str]:
@@ -65,11 +67,13 @@ def _iter_windows(tok, corpus, seq_len: int, text_column: str) -> Iterator[list[
 
 
 def _window_batches(model, corpus, seq_len: int, batch_size: int, max_windows: int | None,
-                    text_column: str) -> Iterator[torch.Tensor]:
-    """LongTensor batches [<= batch_size, seq_len] of windows, produced lazily from text."""
+                    text_column: str, shard: tuple[int, int] = (0, 1)) -> Iterator[torch.Tensor]:
+    """LongTensor batches [<= batch_size, seq_len] of windows, produced lazily from text;
+    of windows ``rank::world`` only, for ``shard = (rank, world)``."""
     windows = _iter_windows(model.tokenizer, corpus, seq_len, text_column)
     if max_windows is not None:
         windows = itertools.islice(windows, max_windows)
+    windows = itertools.islice(windows, shard[0], None, shard[1])
     while True:
         batch = list(itertools.islice(windows, batch_size))
         if not batch:
@@ -167,10 +171,37 @@ def _cache_meta(model, hook_name, windows, skip) -> dict:
             "windows_shape": list(windows.shape), "windows_sha256": digest}
 
 
+def rank_shard(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
+    """(rank, world_size) whose windows a process harvests: the arguments if given, else the
+    initialised ``torch.distributed`` group's, else (0, 1)."""
+    if (rank is None) != (world_size is None):
+        raise ValueError(f"rank and world_size must be given together, got rank={rank!r} and "
+                         f"world_size={world_size!r}")
+    if rank is None:
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+    world_size = check_int_in_range("world_size", world_size, 1)
+    return check_int_in_range("rank", rank, 0, world_size - 1), world_size
+
+
+def _rank_windows(windows: torch.Tensor, shard: tuple[int, int], cache_dir):
+    """This rank's windows [n_rank, seq_len] and its cache folder (a subfolder per rank)."""
+    rank, world = shard
+    if windows.shape[0] <= rank:
+        raise ValueError(f"corpus must hold more than rank = {rank} windows to give every one of "
+                         f"world_size = {world} ranks some, got {windows.shape[0]}")
+    if world > 1 and cache_dir is not None:
+        cache_dir = Path(cache_dir) / f"rank_{rank}_of_{world}"
+    return windows[rank::world], cache_dir
+
+
 def iter_activations(model, corpus, hook_name: str = "blocks.6.hook_resid_pre", *,
                      seq_len: int = 128, batch_size: int = 32, max_tokens: int | None = None,
                      bos_token_id="auto", pad_token_id="auto", cache_dir=None,
-                     progress: bool = True, text_column: str = "text") -> Iterator[torch.Tensor]:
+                     progress: bool = True, text_column: str = "text", rank: int | None = None,
+                     world_size: int | None = None) -> Iterator[torch.Tensor]:
     """An iterator over the activations at ``hook_name``, one forward batch at a time: [n_kept, d].
 
     Parameters
@@ -191,8 +222,13 @@ def iter_activations(model, corpus, hook_name: str = "blocks.6.hook_resid_pre", 
     cache_dir : path, optional
         Folder of safetensors shards (one per batch) plus ``meta.json``. If it holds a complete
         cache of the same model, hook and windows, rows come from disk; otherwise they are written.
+        With several ranks each uses its own subfolder ``rank_R_of_W``.
+    rank, world_size : int, optional
+        Harvest windows ``rank::world_size`` only (``max_tokens`` counts the whole corpus).
+        Default: the ``torch.distributed`` group's if one is initialised, else all windows.
     """
     check_hook_name(model, hook_name)  # checks run now, not at the first next()
+    shard = rank_shard(rank, world_size)
     check_int_in_range("batch_size", batch_size, 1)
     if max_tokens is not None:
         check_int_in_range("max_tokens", max_tokens, 1)
@@ -200,12 +236,14 @@ def iter_activations(model, corpus, hook_name: str = "blocks.6.hook_resid_pre", 
     if cache_dir is None and not isinstance(corpus, torch.Tensor):  # text: stream it lazily
         _check_text_corpus(model, corpus, seq_len)
         max_windows = None if max_tokens is None else -(-max_tokens // (seq_len - 1))
-        batches = _window_batches(model, corpus, seq_len, batch_size, max_windows, text_column)
+        batches = _window_batches(model, corpus, seq_len, batch_size, max_windows, text_column,
+                                  shard)
         first = next(batches, None)  # tokenises only until the first batch is full
         if first is None:
             raise _no_text_error(seq_len)
         return _forward(model, itertools.chain([first], batches), hook_name, bos, pad, progress)
     windows = _as_windows(model, corpus, seq_len, max_tokens, text_column)  # [n, seq_len]
+    windows, cache_dir = _rank_windows(windows, shard, cache_dir)
     if cache_dir is None:
         return _forward_batches(model, windows, hook_name, batch_size, bos, pad, progress)
     meta = _cache_meta(model, hook_name, windows, (bos, pad))
@@ -234,7 +272,8 @@ def _forward(model, batches, hook_name, bos, pad, progress, total=None):
 def harvest(model, corpus, hook_name: str = "blocks.6.hook_resid_pre", **kwargs) -> torch.Tensor:
     """All activations at ``hook_name`` in one tensor [n_tokens, d] (BOS and padding dropped).
 
-    Takes the arguments of ``iter_activations``. For more rows than fit in memory, stream
+    Takes the arguments of ``iter_activations`` (with ``rank``/``world_size``: the rank's
+    windows' rows). For more rows than fit in memory, stream
     ``iter_activations`` through an ``ActivationBuffer`` instead. The result is allocated once
     (its row count comes from the token windows, its width from ``hook_width``) and filled
     batch by batch, so peak memory is the result plus one batch. Chapter 6.
@@ -243,9 +282,11 @@ def harvest(model, corpus, hook_name: str = "blocks.6.hook_resid_pre", **kwargs)
     check_hook_name(model, hook_name)
     window_args = {k: kwargs.pop(k) for k in ("seq_len", "max_tokens", "text_column")
                    if k in kwargs}
+    shard = rank_shard(kwargs.pop("rank", None), kwargs.pop("world_size", None))
     seq_len = window_args.get("seq_len", 128)
     windows = _as_windows(model, corpus, seq_len, window_args.get("max_tokens"),
                           window_args.get("text_column", "text"))  # [n, seq_len], 8 B per token
+    windows, kwargs["cache_dir"] = _rank_windows(windows, shard, kwargs.get("cache_dir"))
     bos, pad = _special_ids(model, kwargs.get("bos_token_id", "auto"),
                             kwargs.get("pad_token_id", "auto"))
     n_rows = int(keep_mask(windows, bos, pad).sum())
@@ -254,7 +295,8 @@ def harvest(model, corpus, hook_name: str = "blocks.6.hook_resid_pre", **kwargs)
     out = torch.empty(n_rows, hook_width(model, hook_name), dtype=model.cfg.dtype,
                       device=model.cfg.device)  # [n_tokens, d]
     filled = 0
-    for rows in iter_activations(model, windows, hook_name, **kwargs):  # [n_kept, d]
+    for rows in iter_activations(model, windows, hook_name, rank=0, world_size=1,
+                                 **kwargs):  # [n_kept, d] of this rank's windows
         out[filled:filled + rows.shape[0]] = rows
         filled += rows.shape[0]
     if filled != n_rows:

@@ -285,7 +285,7 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
     tokens, done, lr, was_training, x, target = 0, 0, cfg.lr, sae.training, None, None
     loop = loop_state(sae, opt, tracker, guard, history, window, resampled, g, batches)
     if ckpt.resumed:  # weights, Adam, counters, history, RNG and data position
-        done, tokens = ckpt.restore(loop)
+        done, tokens, lr = ckpt.restore(loop)
     bar = tqdm(total=cfg.n_steps, initial=done, disable=not progress or rank > 0,
                desc=f"training {family} SAE",
                unit="step")
@@ -343,7 +343,7 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
                 log_row(window, history, done, tokens, tracker, lr, bar)
                 if callback is not None and rank == 0:
                     callback(done, sae)
-            ckpt.after_step(done, tokens, loop)
+            ckpt.after_step(done, tokens, lr, loop)
             bar.update(1)
         if window.n_steps > 0:  # the last, partial window
             log_row(window, history, done, tokens, tracker, lr, bar)

@@ -165,8 +165,9 @@ class Checkpointer:
                                  f"{len(positions)} processes, got {self.world_size}")
 
     @torch.no_grad()
-    def restore(self, loop) -> tuple[int, int]:
-        """Load the checkpoint into the loop's objects; return (steps done, tokens seen)."""
+    def restore(self, loop) -> tuple[int, int, float]:
+        """Load the checkpoint into the loop's objects; return (steps done, tokens seen, lr of
+        the last step)."""
         t, meta = self.tensors, self.meta
         sae_state = {k[4:]: v for k, v in t.items() if k.startswith("sae.")}
         loop.sae.load_state_dict(sae_state)
@@ -198,18 +199,18 @@ class Checkpointer:
         if self.kind == "tensor":
             loop.batches.order = t.get("data.order")
             loop.batches.start = meta["data"]["start"]
-        return meta["step"], meta["tokens"]
+        return meta["step"], meta["tokens"], meta["lr"]
 
-    def after_step(self, done: int, tokens: int, loop) -> Path | None:
+    def after_step(self, done: int, tokens: int, lr: float, loop) -> Path | None:
         """Write a checkpoint after step ``done`` if it is due (every N steps and the last)."""
         if self.dir is None or self.every == 0:
             return None
         if done % self.every and done != self.cfg.n_steps:
             return None
-        return self.save(done, tokens, loop)
+        return self.save(done, tokens, lr, loop)
 
     @torch.no_grad()
-    def save(self, done: int, tokens: int, loop) -> Path | None:
+    def save(self, done: int, tokens: int, lr: float, loop) -> Path | None:
         """Write ``checkpoint_dir/step_<done>.safetensors`` (rank 0; collective under dist)."""
         window = loop.window.sums
         first_bad = loop.guard.first_bad
@@ -238,7 +239,7 @@ class Checkpointer:
                 tensors["data.order"] = loop.batches.order
         elif self.kind == "stream":
             data.update(source=self.data.describe(), positions=positions)
-        meta = {"step": done, "tokens": tokens, "family": loop.sae.cfg.family,
+        meta = {"step": done, "tokens": tokens, "lr": lr, "family": loop.sae.cfg.family,
                 "sae_config": _fields(loop.sae.cfg), "train_config": _fields(self.cfg),
                 "guard": {"fvu_bound": loop.guard.fvu_bound, "good_step": loop.guard.good_step,
                           "first_bad": int(first_bad)},
