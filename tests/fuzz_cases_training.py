@@ -1,12 +1,13 @@
 """Bad inputs for the sparse TopK path (saelab.torch_sae.sparse) and the user-facing helpers of
 the training package (saelab.train: guard, data, device options); see tests/fuzz_cases.py for
 how to add (same format). saelab.train.distributed, .window and .pairs are internal to the loop
-(empty ``__all__``), so they have no cases."""
+(empty ``__all__``), so they have no cases. Resumable training (saelab.train.state, .streams,
+.cli) and rank-sharded harvesting are at the end."""
 from __future__ import annotations
 
 import torch
 
-from fuzz_cases import TNAN, TX, bad, fn, tsae
+from fuzz_cases import HOOK, TNAN, TX, bad, fn, model, toks, tsae
 
 D_IN, D_SAE = 6, 12
 W = torch.randn(D_IN, D_SAE, generator=torch.Generator().manual_seed(0))  # [d_in, d_sae]
@@ -25,6 +26,64 @@ def codes(latents=LATS, values=None):
     return SparseCodes(ROWS, latents, values, torch.arange(0, 16, 2))
 
 
+def shard_folder(width=D_IN):
+    """A tiny disk-cache folder of two shards (a fresh temporary folder)."""
+    import tempfile
+
+    from saelab.lm.disk_cache import write_shards
+    folder = tempfile.mkdtemp()
+    list(write_shards(folder, {"model": "m"}, [torch.zeros(5, width), torch.zeros(3, width)]))
+    return folder
+
+
+def resume_cases() -> dict:
+    st = lambda name: fn(f"saelab.train.state.{name}")  # noqa: E731
+    sm = lambda name: fn(f"saelab.train.streams.{name}")  # noqa: E731
+    rows = lambda i: torch.zeros(4, D_IN)  # noqa: E731
+    missing = "/nonexistent/saelab-fuzz"
+    return {
+        "saelab.train.state.load_train_state": lambda: [
+            bad("path", st("load_train_state"), None),
+            bad("path", st("load_train_state"), missing),
+            bad("path", st("load_train_state"), shard_folder() + "/shard_00000.safetensors")],
+        "saelab.train.state.latest_checkpoint": lambda: [
+            bad("folder", st("latest_checkpoint"), None),
+            bad("folder", st("latest_checkpoint"), missing)],
+        "saelab.train.streams.ChunkStream": lambda: [
+            bad("n_chunks", sm("ChunkStream"), 0, rows, 4),
+            bad("load", sm("ChunkStream"), 2, None, 4),
+            bad("batch_size", sm("ChunkStream"), 2, rows, 0),
+            bad("batch_size", sm("ChunkStream"), 2, rows, 3, world_size=2),
+            bad("world_size", sm("ChunkStream"), 2, rows, 4, world_size=0),
+            bad("rank", sm("ChunkStream"), 2, rows, 4, rank=2, world_size=2),
+            bad("seed", sm("ChunkStream"), 2, rows, 4, seed=-1)],
+        "saelab.train.streams.shard_folder_info": lambda: [
+            bad("folder", sm("shard_folder_info"), None),
+            bad("folder", sm("shard_folder_info"), missing)],
+        "saelab.train.streams.shard_stream": lambda: [
+            bad("folder", sm("shard_stream"), None, 4),
+            bad("folder", sm("shard_stream"), missing, 4),
+            bad("batch_size", sm("shard_stream"), shard_folder(), 0),
+            bad("rank", sm("shard_stream"), shard_folder(), 4, rank=1)],
+        "saelab.train.streams.harvest_stream": lambda: [
+            bad("hook_name", sm("harvest_stream"), model(), toks(), "blocks.9.nope", 4),
+            bad("windows", sm("harvest_stream"), model(), None, HOOK, 4),
+            bad("windows", sm("harvest_stream"), model(), toks().float(), HOOK, 4),
+            bad("windows", sm("harvest_stream"), model(), toks(), HOOK, 4, windows_per_chunk=4),
+            bad("windows_per_chunk", sm("harvest_stream"), model(), toks(), HOOK, 4,
+                windows_per_chunk=0)],
+        "saelab.train.cli.main": lambda: [
+            bad("argv", fn("saelab.train.cli.main"), "--help"),
+            bad("argv", fn("saelab.train.cli.main"), [1, 2])],
+        "saelab.lm.harvesting.rank_shard": lambda: [
+            bad("rank", fn("saelab.lm.harvesting.rank_shard"), 2, 2),
+            bad("rank", fn("saelab.lm.harvesting.rank_shard"), -1, 2),
+            bad("rank", fn("saelab.lm.harvesting.rank_shard"), 1, None),
+            bad("world_size", fn("saelab.lm.harvesting.rank_shard"), 0, 0),
+            bad("world_size", fn("saelab.lm.harvesting.rank_shard"), 0, "2")],
+    }
+
+
 def training_cases() -> dict:
     from saelab.train import TrainConfig
     sp = lambda name: fn(f"saelab.torch_sae.sparse.{name}")  # noqa: E731
@@ -33,6 +92,7 @@ def training_cases() -> dict:
     g = torch.Generator()
     cfg = TrainConfig(batch_size=4)
     return {
+        **resume_cases(),
         # -- sparse TopK path (Chapter 4 speed box)
         "saelab.torch_sae.sparse.dense_pre_acts": lambda: [
             bad("x", sp("dense_pre_acts"), None, W, B_ENC, B_DEC),

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main"]
 
 _SAE_FLAGS = {"k": "k", "k_aux": "k_aux", "l1_coeff": "l1_coeff", "l0_coeff": "l0_coeff"}
 

@@ -182,8 +182,13 @@ def harvest_stream(model, windows: torch.Tensor, hook_name: str, batch_size: int
     over global windows ``[i * c * W, (i + 1) * c * W)`` (``c = windows_per_chunk``, ``W`` the
     world size), of which this rank runs its windows ``rank::W``."""
     from saelab.lm.harvesting import iter_activations
+    from saelab.lm.hooks import check_hook_name
 
+    check_hook_name(model, hook_name)
     check_instance("windows", windows, torch.Tensor, "a LongTensor [n_windows, seq_len]")
+    if windows.dtype != torch.long or windows.ndim != 2:
+        raise ValueError(f"windows must be a LongTensor [n_windows, seq_len], got {windows.dtype} "
+                         f"of shape {tuple(windows.shape)}")
     check_int_in_range("windows_per_chunk", windows_per_chunk, 1)
     span = windows_per_chunk * world_size
     n_chunks = windows.shape[0] // span
