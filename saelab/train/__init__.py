@@ -40,10 +40,9 @@ from tqdm.auto import tqdm
 
 from saelab._checks import check_int_in_range, check_positive, check_probability, check_sae
 from saelab.dead_latents import DeadLatentTracker, resample_dead_latents
-from saelab.geometric_median import geometric_median
 from saelab.schedules import lr_at, sparsity_factor_at
 from saelab.train import distributed as train_dist
-from saelab.train.data import prepare_data
+from saelab.train.data import init_b_dec, prepare_data
 from saelab.train.firing import step_firing
 from saelab.train.memory import keep_freed_memory
 from saelab.train.device import PRECISIONS, autocast, maybe_compile, set_tf32, use_bf16
@@ -162,16 +161,6 @@ def use_sparse_path(sae, sparse: bool | None = None) -> bool:
     return bool(sparse)
 
 
-@torch.no_grad()
-def _init_b_dec(sae, sample: torch.Tensor, how: str) -> None:
-    if how == "zeros":
-        sae.b_dec.zero_()
-    elif how == "mean":
-        sae.b_dec.copy_(sample.mean(dim=0))
-    else:
-        sae.b_dec.copy_(geometric_median(sample).median)
-
-
 def _make_adam(params, cfg: TrainConfig) -> torch.optim.Adam:
     """Adam with PyTorch's fused kernel where the device supports it (one pass over the
     parameters instead of several); the same update rule either way."""
@@ -219,9 +208,8 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
         Called after every history row (every ``cfg.log_every`` steps and at the end), for
         measurements the history does not hold, such as MMCS against known features.
     checkpoint_dir, checkpoint_every, resume_from : optional
-        Write a training-state checkpoint to ``checkpoint_dir`` every ``checkpoint_every``
-        steps and after the last; resume from one (a file or that folder: its latest), with
-        the same batches as an uninterrupted run (:mod:`saelab.train.state`).
+        Write a training-state checkpoint every ``checkpoint_every`` steps and after the last;
+        resume from one (a file, or a folder: its latest) as if never stopped (saelab.train.state).
 
     Returns
     -------
@@ -267,8 +255,7 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
                         world_size)  # checks the checkpoint's settings; rewinds a stream
     g = torch.Generator().manual_seed(cfg.seed)  # batch order and resampling draws
     batches, sample, draw_pool = prepare_data(data, cfg, data_width(sae), g)
-    sample = data.b_dec_sample(cfg.b_dec_init_samples) if hasattr(data, "b_dec_sample") else sample
-    _init_b_dec(sae, split_target(sae, sample)[1].to(device, dtype), cfg.b_dec_init)
+    init_b_dec(sae, split_target(sae, sample)[1].to(device, dtype), cfg.b_dec_init)
     reduce = None
     if world_size > 1:
         train_dist.broadcast_state(sae)  # every rank starts from rank 0's weights

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from saelab._checks import check_finite, check_instance, check_int_in_range, check_shape
+from saelab.geometric_median import geometric_median
 
 __all__ = ["prepare_data"]
 
@@ -61,6 +62,17 @@ def _checked_batches(batches: Iterator, d_in: int, check_every: int):
         yield batch
 
 
+@torch.no_grad()
+def init_b_dec(sae, sample: torch.Tensor, how: str) -> None:
+    """Set ``b_dec`` from a data sample: its geometric median, mean, or zeros (Chapter 2)."""
+    if how == "zeros":
+        sae.b_dec.zero_()
+    elif how == "mean":
+        sae.b_dec.copy_(sample.mean(dim=0))
+    else:
+        sae.b_dec.copy_(geometric_median(sample).median)
+
+
 def prepare_data(data, cfg, d_in: int, g: torch.Generator):
     """Validate ``data``; return (batch iterator, sample for b_dec, pool drawer for resampling)."""
     from saelab.train import TrainConfig  # here: saelab.train imports this module
@@ -90,6 +102,9 @@ def prepare_data(data, cfg, d_in: int, g: torch.Generator):
             raise ValueError("data must hold at least one batch, got an empty iterable")
         # a stream cannot be revisited: b_dec starts from the first batch, resampling scores
         # the current batch
-        return itertools.chain([first], batches), first[:cfg.b_dec_init_samples], lambda x: x
+        sample = first[:cfg.b_dec_init_samples]
+        if hasattr(data, "b_dec_sample"):  # e.g. a stream split over ranks: one process's sample
+            sample = data.b_dec_sample(cfg.b_dec_init_samples)
+        return itertools.chain([first], batches), sample, lambda x: x
     raise ValueError(f"data must be a tensor of shape (n, {d_in}) or an iterable of batches, "
                      f"got {type(data).__name__}")

@@ -43,7 +43,7 @@ from saelab.train.data import ShuffledBatches
 
 __all__ = ["RESUME_MAY_DIFFER", "load_train_state", "latest_checkpoint"]
 
-RESUME_MAY_DIFFER = ("n_steps", "log_every", "device", "compile", "tf32")
+RESUME_MAY_DIFFER = ("n_steps", "log_every", "device", "compile", "tf32", "keep_memory")
 _KEY = "saelab_train_state"
 _PREFIX, _SUFFIX = "step_", ".safetensors"
 
