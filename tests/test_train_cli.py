@@ -34,8 +34,8 @@ def shards(tmp_path_factory):
 
 
 def _cli(*args, torchrun=0):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone",
                  f"--nproc_per_node={torchrun}"] if torchrun else [sys.executable])
     return subprocess.run([*launcher, "-m", "saelab.train.cli", *map(str, args)],
@@ -75,14 +75,14 @@ def test_bad_input_exits_2_naming_the_argument(shards, tmp_path, capsys):
     cases = {("--shards", str(tmp_path / "missing")): "--shards: no folder",
              ("--shards", str(tmp_path)): "--shards: folder",  # no meta.json
              ("--shards", str(shards), "--family", "relu"): "--family must be one of",
-             ("--shards", str(shards), "--d-in", "8"): "--d-in is 8 but the activations have width 16",
+             ("--shards", str(shards), "--d-in", "8"): "--d-in is 8 but the activations have",
              ("--shards", str(shards), "--family", "l1", "--k", "4"): "--k does not apply",
              ("--shards", str(shards), "--sae-set", "nope=1"): "--sae-set must be FIELD=VALUE",
              ("--shards", str(shards), "--k", "999"): "bad SAE settings",
              ("--shards", str(shards), "--steps", "0"): "--steps must be at least 1",
              ("--shards", str(shards), "--checkpoint-every", "5"): "--checkpoint-every needs",
              ("--shards", str(shards), "--resume"): "--resume without a value needs",
-             ("--shards", str(shards), "--resume", str(tmp_path / "no.st")): "--resume: no checkpoint",
+             ("--shards", str(shards), "--resume", str(tmp_path / "no")): "--resume: no checkpoint",
              ("--model", "saelab-tiny"): "--model needs --hook and --corpus"}
     for args, message in cases.items():
         assert main([*args, *out]) == 2, args
@@ -136,3 +136,9 @@ def test_torchrun_two_processes_match_one(shards, tmp_path):
         torch.testing.assert_close(both[k], one[k], atol=1e-5, rtol=1e-5)  # measured 2e-7
     assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == [
         "step_00000010.safetensors", "step_00000020.safetensors"]  # rank 0 wrote them
+    # the 2-process checkpoint resumes in one process (every rank was at the same position)
+    assert main(["--shards", str(shards), *TRAIN, "--out", str(tmp_path / "resumed.safetensors"),
+                 "--resume", str(tmp_path / "ck" / "step_00000010.safetensors")]) == 0
+    resumed = _weights(tmp_path / "resumed.safetensors")
+    for k in one:
+        torch.testing.assert_close(resumed[k], both[k], atol=1e-5, rtol=1e-5)  # measured 6e-8

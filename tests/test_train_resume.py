@@ -52,18 +52,18 @@ def _run(family, data, cfg=None, seed=0, **kw):
 @pytest.mark.parametrize("kind", ["tensor", "shards"])
 @pytest.mark.parametrize("family", ["topk", "l1"])
 def test_n_plus_n_steps_with_a_resume_equal_2n_in_one_go(family, kind, shards, tmp_path):
-    one, r1 = _run(family, _data(kind, shards), checkpoint_dir=tmp_path, checkpoint_every=7)
-    assert sorted(os.listdir(tmp_path)) == [f"step_{s:08d}.safetensors" for s in (7, 14, 21, 24)]
+    one, r1 = _run(family, _data(kind, shards), checkpoint_dir=tmp_path, checkpoint_every=12)
+    assert sorted(os.listdir(tmp_path)) == [f"step_{s:08d}.safetensors" for s in (12, 24)]
     # another init seed: every weight must come from the checkpoint
     two, r2 = _run(family, _data(kind, shards), seed=5,
-                   resume_from=tmp_path / "step_00000007.safetensors")
+                   resume_from=tmp_path / "step_00000012.safetensors")
     for name, t in one.state_dict().items():
         assert torch.equal(t, two.state_dict()[name]), name  # exact, not just close
     assert r1.history == r2.history  # the window straddling the checkpoint included
     assert torch.equal(r1.tokens_since_fired, r2.tokens_since_fired)
     assert r1.resampled == r2.resampled
     if family == "l1" and kind == "tensor":
-        assert [s for s, _ in r1.resampled] == [10, 15]  # draws after the resume from saved g
+        assert [s for s, _ in r1.resampled] == [10, 15]  # before and after the checkpoint
 
 
 def test_tensor_data_keeps_the_batch_order_of_the_plain_generator():
@@ -190,3 +190,14 @@ def test_bad_stream_arguments(shards, tmp_path):
         shard_folder_info(tmp_path)
     with pytest.raises(ValueError, match="every chunk of the stream is empty"):
         next(ChunkStream(2, lambda i: torch.zeros(0, 3), 4))
+
+
+def test_a_stream_checkpoint_needs_the_same_stream(shards, tmp_path):
+    _run("topk", shard_stream(shards, 32, seed=3), checkpoint_dir=tmp_path, checkpoint_every=12)
+    _, meta = load_train_state(tmp_path)
+    # 24 * 32 = 768 rows = 3 epochs of 238 + 54: epoch 3's first shard (37 rows) and 17 more
+    assert meta["data"]["positions"] == [{"epoch": 3, "index": 1, "offset": 17}]
+    with pytest.raises(ValueError, match="was trained on the stream"):
+        _run("topk", shard_stream(shards, 32, seed=4), resume_from=tmp_path)
+    with pytest.raises(ValueError, match="was written while training on stream data"):
+        _run("topk", DATA, resume_from=tmp_path)

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
                "  python -m saelab.train.cli --shards acts/ --family topk --k 32 --expansion 16 "
                "--steps 20000 --out sae.safetensors --checkpoint-dir ckpt --checkpoint-every 1000\n"
-               "  python -m saelab.train.cli ... --resume            # continue from ckpt's latest\n"
+               "  python -m saelab.train.cli ... --resume     # continue from ckpt's latest\n"
                "  torchrun --nproc_per_node 4 -m saelab.train.cli --shards acts/ ...\n"
                "  python -m saelab.train.cli --model saelab-tiny --hook blocks.2.hook_resid_pre "
                "--corpus texts/ --family l1 --l1-coeff 1 --expansion 8 --out sae.safetensors",
@@ -159,7 +159,7 @@ def _world():
     return 0, 1
 
 
-def _data(args, rank: int, world: int):
+def _data(args, rank: int, world: int, device: str):
     """(stream, d_in, (model name, hook name)) for the arguments."""
     from saelab.train.streams import harvest_stream, shard_folder_info, shard_stream
 
@@ -185,7 +185,7 @@ def _data(args, rank: int, world: int):
         if not Path(path).exists():
             raise _UsageError(f"--corpus: no file or folder at {path!r}")
     try:
-        model = lm.load_model(args.model, device=args.device)
+        model = lm.load_model(args.model, device=device)
         lm.check_hook_name(model, args.hook)
     except (ValueError, lm.ModelUnavailableError) as err:
         raise _UsageError(f"--model/--hook: {err}") from err
@@ -233,9 +233,10 @@ def _train(args) -> int:
     from saelab.train import TrainConfig, TrainingDivergedError, train_sae
 
     _check_args(args)
-    rank, world = _world()
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    stream, d_in, (model_name, hook) = _data(args, rank, world)
+    rank, world = _world()  # under torchrun on CUDA: this rank's GPU is the current device
+    cuda = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else None
+    device = args.device or cuda or "cpu"
+    stream, d_in, (model_name, hook) = _data(args, rank, world, device)
     if args.d_in is not None and args.d_in != d_in:
         raise _UsageError(f"--d-in is {args.d_in} but the activations have width {d_in}")
     sae_cfg = _sae_config(args, d_in)

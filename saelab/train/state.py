@@ -147,10 +147,14 @@ class Checkpointer:
 
     def _check_data(self) -> None:
         saved, path = self.meta["data"], self.meta["path"]
-        if saved["kind"] != self.kind or self.kind == "iterable":
-            raise ValueError(f"resume_from={path!r} was written while training on {saved['kind']} "
-                             f"data; data must be {'the same ' + saved['kind'] if saved['kind'] != 'iterable' else 'a tensor or a stream with position() and seek()'} "
-                             f"to resume (a plain iterable cannot be rewound), got {self.kind}")
+        if "iterable" in (saved["kind"], self.kind):
+            raise ValueError(f"data must be a tensor or a stream with position() and seek() to "
+                             f"resume (a plain iterable cannot be rewound); resume_from={path!r} "
+                             f"was trained on {saved['kind']} data, this run has {self.kind} data")
+        if saved["kind"] != self.kind:
+            raise ValueError(f"resume_from={path!r} was written while training on "
+                             f"{saved['kind']} data; data must be the same {saved['kind']} "
+                             f"data to resume, got {self.kind} data")
         if self.kind == "tensor" and saved["shape"] != list(self.data.shape):
             raise ValueError(f"resume_from={path!r} was trained on data of shape "
                              f"{saved['shape']}; got data of shape {list(self.data.shape)}")

@@ -198,8 +198,9 @@ def harvest_stream(model, windows: torch.Tensor, hook_name: str, batch_size: int
 
     def load(i: int) -> torch.Tensor:
         chunk = windows[i * span:(i + 1) * span]
-        return torch.cat(list(iter_activations(model, chunk, hook_name, batch_size=windows_per_chunk,
-                                               progress=False, rank=rank, world_size=world_size)))
+        parts = iter_activations(model, chunk, hook_name, batch_size=windows_per_chunk,
+                                 progress=False, rank=rank, world_size=world_size)
+        return torch.cat(list(parts))  # [n_kept, d] of this rank's windows of the chunk
 
     digest = hashlib.sha256(windows.numpy().tobytes()).hexdigest()[:16]
     source = {"kind": "harvest", "model": model.cfg.model_name, "hook_name": hook_name,
