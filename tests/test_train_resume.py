@@ -10,7 +10,8 @@ from safetensors.torch import save_file
 
 from saelab.checkpoint import save_sae
 from saelab.lm.disk_cache import write_shards
-from saelab.sae_config import L1Config, TopKConfig
+from saelab.sae_config import (BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config,
+                               MatryoshkaConfig, TopKConfig)
 from saelab.torch_sae import make_sae
 from saelab.train import TrainConfig, train_sae
 from saelab.train.data import ShuffledBatches
@@ -64,6 +65,23 @@ def test_n_plus_n_steps_with_a_resume_equal_2n_in_one_go(family, kind, shards, t
     assert r1.resampled == r2.resampled
     if family == "l1" and kind == "tensor":
         assert [s for s, _ in r1.resampled] == [10, 15]  # before and after the checkpoint
+
+
+@pytest.mark.parametrize("sae_cfg", [BatchTopKConfig(d_in=D_IN, d_sae=64, k=4, k_aux=8),
+                                     JumpReLUConfig(d_in=D_IN, d_sae=32),
+                                     GatedConfig(d_in=D_IN, d_sae=32),
+                                     MatryoshkaConfig(d_in=D_IN, d_sae=64, k=4, k_aux=8)],
+                         ids=lambda c: c.family)
+def test_every_other_family_resumes_exactly(sae_cfg, tmp_path):
+    """BatchTopK's threshold buffer and JumpReLU's threshold parameter are in the checkpoint too."""
+    weights = []
+    for seed, kw in ((0, dict(checkpoint_dir=tmp_path, checkpoint_every=12)),
+                     (5, dict(resume_from=tmp_path / "step_00000012.safetensors"))):
+        torch.manual_seed(seed)
+        sae = make_sae(sae_cfg)
+        train_sae(sae, DATA, CFGS["topk"], progress=False, **kw)
+        weights.append(sae.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
 def test_tensor_data_keeps_the_batch_order_of_the_plain_generator():
