@@ -84,6 +84,9 @@ def test_bad_input_exits_2_naming_the_argument(shards, tmp_path, capsys):
              ("--shards", str(shards), "--resume"): "--resume without a value needs",
              ("--shards", str(shards), "--resume", str(tmp_path / "no")): "--resume: no checkpoint",
              ("--model", "saelab-tiny"): "--model needs --hook and --corpus"}
+    mixed = tmp_path / "mixed"  # shards of two widths
+    list(write_shards(mixed, {"model": "m"}, [torch.zeros(4, D_IN), torch.zeros(4, D_IN + 1)]))
+    cases[("--shards", str(mixed))] = "shards have different widths [16, 17]"
     for args, message in cases.items():
         assert main([*args, *out]) == 2, args
         err = capsys.readouterr().err

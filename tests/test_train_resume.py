@@ -110,7 +110,8 @@ def test_a_checkpoint_holds_what_a_resume_needs(tmp_path):
 
 
 def test_extending_n_steps_continues_the_run(tmp_path):
-    _run("topk", DATA, checkpoint_dir=tmp_path, checkpoint_every=24)
+    _run("topk", DATA, checkpoint_dir=tmp_path)  # checkpoint_every=0: after the last step only
+    assert [p.name for p in tmp_path.iterdir()] == ["step_00000024.safetensors"]
     longer = TrainConfig(**{**CFGS["topk"].__dict__, "n_steps": 30, "log_every": 6})
     _, result = _run("topk", DATA, cfg=longer, resume_from=tmp_path)
     assert result.history.step[:4] == [5, 10, 15, 20] and result.history.step[-1] == 30

@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--history", metavar="FILE", help="write the training history as JSON")
     out.add_argument("--checkpoint-dir", metavar="FOLDER", help="training-state checkpoints")
     out.add_argument("--checkpoint-every", type=int, default=0,
-                     help="steps between checkpoints (0: none; the last step is always saved)")
+                     help="steps between checkpoints (0: only after the last step)")
     out.add_argument("--resume", nargs="?", const="latest", metavar="CHECKPOINT",
                      help="resume from CHECKPOINT, or without a value from the latest in "
                           "--checkpoint-dir")

@@ -14,8 +14,8 @@ A checkpoint is one safetensors file (no pickle, so loading one cannot run code)
                and the data position (tensor data: offset in the epoch's order; a stream with
                ``position()``/``seek()``, e.g. saelab.train.streams: each rank's position)
 
-``train_sae(..., checkpoint_dir=D, checkpoint_every=N)`` writes ``D/step_00000N.safetensors``
-every N steps and after the last step: rank 0 only under torch.distributed, to a temporary name
+``train_sae(..., checkpoint_dir=D, checkpoint_every=N)`` writes ``D/step_<8 digits>.safetensors``
+every N steps (N = 0: never) and after the last step: rank 0 only under torch.distributed, to a temporary name
 first and then renamed, so a crash never leaves a half-written checkpoint.
 ``train_sae(..., resume_from=P)`` (a file, or a folder: its latest checkpoint) restores all of
 it and continues with the same batches, so 2N steps in one run and N + N steps with a resume
@@ -206,10 +206,11 @@ class Checkpointer:
         return meta["step"], meta["tokens"], meta["lr"]
 
     def after_step(self, done: int, tokens: int, lr: float, loop) -> Path | None:
-        """Write a checkpoint after step ``done`` if it is due (every N steps and the last)."""
-        if self.dir is None or self.every == 0:
+        """Write a checkpoint after step ``done`` if it is due: every ``checkpoint_every``
+        steps (0: never) and after the last step, whenever ``checkpoint_dir`` is given."""
+        if self.dir is None:
             return None
-        if done % self.every and done != self.cfg.n_steps:
+        if done != self.cfg.n_steps and (self.every == 0 or done % self.every):
             return None
         return self.save(done, tokens, lr, loop)
 
