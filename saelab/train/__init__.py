@@ -208,8 +208,8 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
         Called after every history row (every ``cfg.log_every`` steps and at the end), for
         measurements the history does not hold, such as MMCS against known features.
     checkpoint_dir, checkpoint_every, resume_from : optional
-        Into ``checkpoint_dir``: a training-state checkpoint every ``checkpoint_every`` steps
-        and after the last; resume from one (a file or folder) as if never stopped (.state).
+        Training-state checkpoints (saelab.train.state): into ``checkpoint_dir`` every
+        ``checkpoint_every`` steps and after the last; resume from a file or folder of them.
 
     Returns
     -------
