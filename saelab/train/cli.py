@@ -9,8 +9,12 @@ folder). Under ``torchrun --nproc_per_node N -m saelab.train.cli ...`` every pro
 process group (gloo on CPU, nccl on CUDA) and reads its own part of the data
 (:mod:`saelab.train.streams`); rank 0 writes the checkpoints and the SAE.
 
+With ``--model``, the text is cut into token windows once at the start (8 bytes per token in
+memory) and the forward passes run as training consumes them.
+
 Bad input (a missing folder, an unknown family, a shard width that is not ``--d-in``, a resume
-checkpoint from other settings) ends with a message naming the argument and exit code 2.
+checkpoint from other settings) ends with a message naming the argument and exit code 2; a run
+that diverges (``TrainingDivergedError``) ends with its message and exit code 1.
 Chapter 4 and book/training_at_scale.md ("Resuming and the command line").
 """
 from __future__ import annotations
@@ -214,6 +218,8 @@ def _resume_path(args):
 
 
 def _check_args(args) -> None:
+    if args.max_tokens is not None and args.max_tokens < 1:
+        raise _UsageError(f"--max-tokens must be at least 1, got {args.max_tokens}")
     for flag in ("steps", "batch_size", "seq_len", "harvest_batch", "log_every"):
         if getattr(args, flag) < 1:
             raise _UsageError(f"--{flag.replace('_', '-')} must be at least 1, "
