@@ -159,9 +159,14 @@ class Checkpointer:
             raise ValueError(f"resume_from={path!r} was trained on data of shape "
                              f"{saved['shape']}; got data of shape {list(self.data.shape)}")
         if self.kind == "stream":
-            if saved["source"] != self.data.describe():
-                raise ValueError(f"resume_from={path!r} was trained on the stream "
-                                 f"{saved['source']}; got data {self.data.describe()}")
+            now = self.data.describe()
+            if saved["source"] != now:
+                diff = {k: (saved["source"].get(k), now.get(k))
+                        for k in sorted(set(saved["source"]) | set(now))
+                        if saved["source"].get(k) != now.get(k)}
+                raise ValueError(f"resume_from={path!r} was trained on another stream: "
+                                 f"(checkpoint, this run) differ in {diff}; data must be the "
+                                 f"stream the checkpoint was trained on")
             positions = saved["positions"]
             if len(positions) > 1 and len(positions) != self.world_size:
                 raise ValueError(f"resume_from={path!r} holds the stream positions of "
