@@ -52,13 +52,14 @@ def _faults_of(n_allocs: int, mib: int = 64) -> int:
 @pytest.mark.skipif(not can_keep_memory(), reason="needs glibc (Linux)")
 def test_kept_memory_stops_refaulting_large_temporaries():
     pages = (64 << 20) // resource.getpagesize()  # 16,384 on 4 KiB pages
-    assert _faults_of(4) > 3 * pages  # glibc default: every 64 MiB block is mmapped afresh
+    assert _faults_of(8) > 7 * pages  # glibc default: every 64 MiB block is mmapped afresh
     with keep_freed_memory():
         with keep_freed_memory():  # nested use: only the outer one restores
             _faults_of(1)  # the first block is faulted in once ...
-        kept = _faults_of(4)  # ... and reused by the next ones
-    assert kept < pages // 4, kept  # measured: a few dozen
-    assert _faults_of(4) > 3 * pages  # defaults restored on exit
+        kept = _faults_of(8)  # ... and reused by the next ones
+    # measured: 0, or now and then one block (16,384) when the heap's top was split once
+    assert kept < 2 * pages, kept
+    assert _faults_of(8) > 7 * pages  # defaults restored on exit
 
 
 def test_keep_memory_option_is_checked_and_gives_the_same_training():
