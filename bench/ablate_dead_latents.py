@@ -5,12 +5,15 @@ On the synthetic setting of ``bench/bench_end_to_end.py`` it trains saelab's Top
 the fraction of latents that never fire on held-out data and MMCS for each row:
 
 - ``aux_norm``: what the AuxK loss is divided by: ``"residual"`` (the batch variance of the
-  residual e, saelab before this change), ``"none"`` (an unnormalised sum of squares, on the
-  main loss's scale: SAELens; saelab after this change) or ``"input"`` (the batch variance of x,
-  on FVU's scale: OpenAI's and sparsify's choice, whose main loss is normalised the same way);
+  residual e, saelab's choice), ``"none"`` (an unnormalised sum of squares, on the main loss's
+  scale: SAELens) or ``"input"`` (the batch variance of x, on FVU's scale: sparsify, whose main
+  loss is an FVU);
 - ``k_aux``, ``aux_scale``: SAELens uses k_aux = d_in / 2 and multiplies the loss by
   min(n_dead / k_aux, 1);
 - ``aux_relu``: ReLU on the AuxK codes instead of the signed pre-activations;
+- ``aux_b_dec``: whether the AuxK loss sends a gradient into ``b_dec`` (through the dead
+  latents' pre-activations ``(x - b_dec) @ W_enc + b_enc``), as it did in saelab before issue 19
+  and does in SAELens and sparsify; saelab now treats ``b_dec`` as a constant there;
 - ``b_dec_init``, ``lr``, ``lr_decay_frac`` (0: constant, as SAELens), ``encoder_init_scale``
   (0.1: the encoder columns at SAELens's decoder init norm; saelab's decoder rows are projected
   back to unit norm after the first step in any case).
@@ -33,7 +36,7 @@ from saelab.torch_sae.sparse import (SparseOutput, _decode_sparse, _dense_pre_ac
                                      _sparse_codes, _topk_selection)
 
 
-def variant_forward(aux_norm="none", aux_scale=False, aux_relu=False):
+def variant_forward(aux_norm="none", aux_scale=False, aux_relu=False, aux_b_dec=True):
     """A ``_forward_sparse`` for TopKSAE with the given AuxK variant."""
 
     def forward(self, x, dead_mask):
@@ -47,7 +50,9 @@ def variant_forward(aux_norm="none", aux_scale=False, aux_relu=False):
             dead = dead_mask.nonzero().squeeze(1)
             k_aux = min(self.cfg.k_aux, int(dead.numel()))
             rows, local, pre_kept = _topk_selection(pre.index_select(1, dead), k_aux)
-            aux_codes = _sparse_codes(x, *params, rows, dead[local], pre_kept, relu=aux_relu)
+            b_dec = self.b_dec if aux_b_dec else self.b_dec.detach()
+            aux_codes = _sparse_codes(x, self.W_enc, self.b_enc, b_dec, rows, dead[local],
+                                      pre_kept, relu=aux_relu)
             e = (x - x_hat).detach()
             num = (e - _decode_sparse(aux_codes, self.W_dec)).pow(2).sum(-1).mean()
             ref = {"residual": e, "input": x}.get(aux_norm)
@@ -88,6 +93,12 @@ def grid(lr):
         ("  no gradient clipping", old, {}, dict(grad_clip=None), lr),
         ("unnormalised + k_aux d_in/2 + scale (all of SAELens's AuxK)",
          dict(aux_norm="none", aux_scale=True), dict(k_aux=D_IN // 2), {}, lr),
+        ("saelab now: AuxK / Var(e), signed, no gradient into b_dec", dict(old, aux_b_dec=False),
+         {}, {}, lr),
+        ("unnormalised + encoder init norm 0.1", dict(aux_norm="none"),
+         dict(encoder_init_scale=0.1), {}, lr),
+        ("unnormalised without its gradient into b_dec", dict(aux_norm="none", aux_b_dec=False),
+         {}, {}, lr),
     ]
 
 

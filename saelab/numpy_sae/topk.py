@@ -12,11 +12,16 @@ f_aux = the dead codes):
     dL/dpre_bi   = dL/df_bi * 1[f_bi > 0]        (only kept, positive entries pass gradient)
     g            = aux_coeff * (2 / B) (e_hat - e) / D                 (batch, d_in)
     dL/dW_dec   += f_aux^T g
-    dL/dpre     += (g W_dec^T) * 1[entry among the top k_aux dead]
+    dL/dpre     += (g W_dec^T) * 1[entry among the top k_aux dead]   (G_aux, its AuxK part)
+    dL/db_dec   += W_enc G_aux^T 1          cancels the base's -W_enc G_aux^T 1: AuxK treats
+                                            b_dec as a constant in the dead codes
 
 The AuxK codes keep their sign (as in SAELens' ``calculate_topk_aux_acts``): with a ReLU, a dead
 latent whose pre-activations are negative on every input would get no gradient and stay dead;
 without it, reconstructing the residual pulls its pre-activations up where that helps.
+AuxK trains the dead latents only, not ``b_dec``, which every latent shares: with that gradient,
+AuxK (1/Var(e) times stronger than the reconstruction loss once the residual is small) moved
+``b_dec`` for the dead latents' sake and raised the held-out FVU (issue 19; Chapter 4).
 
 From Gao et al. (2024), "Scaling and evaluating sparse autoencoders", arXiv:2406.04093.
 Sparsity is exact (at most k non-zeros), so there is no sparsity penalty; decoder rows are kept at
@@ -139,4 +144,6 @@ class TopKSAE(BaseSAE):
         den = max(((e - e.mean(axis=0)) ** 2).sum(axis=-1).mean(), np.finfo(e.dtype).tiny)
         g = self.aux_coeff * (2.0 / x.shape[0]) * (e_hat - e) / den  # (batch, d_in)
         grads["W_dec"] += f_aux.T @ g  # (d_sae, d_in)
-        return (g @ self.W_dec.T) * chosen  # (batch, d_sae)
+        grad_aux = (g @ self.W_dec.T) * chosen  # (batch, d_sae)
+        grads["b_dec"] += self.W_enc @ grad_aux.sum(axis=0)  # cancels backward's: b_dec constant
+        return grad_aux

@@ -11,6 +11,11 @@ Sparsity is exact (at most k non-zeros), so there is no sparsity penalty; decode
 unit norm. If k_aux exceeds the number of dead latents, all dead latents are used.
 The AuxK codes keep their sign (as in SAELens' ``calculate_topk_aux_acts``): with a ReLU, a dead
 latent whose pre-activations are negative on every input would get no gradient and stay dead.
+AuxK trains the dead latents only: it sends no gradient into ``b_dec``, which every latent shares
+(the dead codes' pre-activations ``(x - b_dec) @ W_enc + b_enc`` see ``b_dec`` as a constant).
+With that gradient, AuxK, 1/Var(e) times stronger than the reconstruction loss once the residual
+is small, moved ``b_dec`` for the dead latents' sake and raised the held-out FVU (0.068 to 0.094
+on issue 19's synthetic setting; ``bench/ablate_dead_latents.py``, book/training_at_scale.md).
 Reads line by line against ``saelab/numpy_sae/topk.py``. Taught in Chapter 4.
 """
 from __future__ import annotations
@@ -93,7 +98,10 @@ class TopKSAE(BaseSAE):
     def aux_loss(self, x, x_hat, pre_acts, dead_mask) -> torch.Tensor:
         if not self._aux_applies(x, dead_mask):
             return x.new_zeros(())  # []
-        f_aux = self.dead_codes(pre_acts, dead_mask)  # [batch, d_sae]
+        # the same values, but b_dec a constant: adds (b_dec - b_dec) @ W_enc = 0 to pre_acts,
+        # whose gradient cancels the -b_dec @ W_enc term's (AuxK trains the dead latents only)
+        pre_aux = pre_acts + (self.b_dec - self.b_dec.detach()) @ self.W_enc  # [batch, d_sae]
+        f_aux = self.dead_codes(pre_aux, dead_mask)  # [batch, d_sae]
         e = (x - x_hat).detach()  # [batch, d_in], stopgrad
         e_hat = f_aux @ self.W_dec  # [batch, d_in]
         return auxk_loss(e, e_hat)
@@ -125,7 +133,8 @@ class TopKSAE(BaseSAE):
             dead = dead_mask.to(pre.device).nonzero().squeeze(1)  # [n_dead]
             k_aux = min(self.cfg.k_aux, int(dead.numel()))
             rows, local, pre_kept = _topk_selection(pre.index_select(1, dead), k_aux)
-            aux_codes = _sparse_codes(x, *params, rows, dead[local], pre_kept, relu=False)
+            aux_codes = _sparse_codes(x, self.W_enc, self.b_enc, self.b_dec.detach(), rows,
+                                      dead[local], pre_kept, relu=False)  # no grad into b_dec
             e = (x - x_hat).detach()  # [batch, d_in], stopgrad
             aux = auxk_loss(e, _decode_sparse(aux_codes, self.W_dec))
         loss = recon + self.aux_coeff * aux  # []
