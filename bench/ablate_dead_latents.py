@@ -5,15 +5,14 @@ On the synthetic setting of ``bench/bench_end_to_end.py`` it trains saelab's Top
 the fraction of latents that never fire on held-out data and MMCS for each row:
 
 - ``aux_norm``: what the AuxK loss is divided by: ``"residual"`` (the batch variance of the
-  residual e, saelab's choice), ``"none"`` (an unnormalised sum of squares, on the main loss's
-  scale: SAELens) or ``"input"`` (the batch variance of x, on FVU's scale: sparsify, whose main
-  loss is an FVU);
+  residual e, saelab before issue 19), ``"none"`` (nothing: a sum of squares on the main loss's
+  scale, as SAELens and now saelab) or ``"input"`` (the batch variance of x, on FVU's scale:
+  sparsify, whose main loss is an FVU);
 - ``k_aux``, ``aux_scale``: SAELens uses k_aux = d_in / 2 and multiplies the loss by
   min(n_dead / k_aux, 1);
 - ``aux_relu``: ReLU on the AuxK codes instead of the signed pre-activations;
 - ``aux_b_dec``: whether the AuxK loss sends a gradient into ``b_dec`` (through the dead
-  latents' pre-activations ``(x - b_dec) @ W_enc + b_enc``), as it did in saelab before issue 19
-  and does in SAELens and sparsify; saelab now treats ``b_dec`` as a constant there;
+  latents' pre-activations ``(x - b_dec) @ W_enc + b_enc``), as it does in every library;
 - ``b_dec_init``, ``lr``, ``lr_decay_frac`` (0: constant, as SAELens), ``encoder_init_scale``
   (0.1: the encoder columns at SAELens's decoder init norm; saelab's decoder rows are projected
   back to unit norm after the first step in any case).
@@ -82,7 +81,7 @@ def grid(lr):
     return [
         ("saelab before (AuxK / Var(e), signed codes)", old, {}, {}, lr),
         ("  AuxK codes ReLU'd", dict(old, aux_relu=True), {}, {}, lr),
-        ("  AuxK unnormalised (SAELens)", dict(aux_norm="none"), {}, {}, lr),
+        ("  AuxK unnormalised (SAELens; saelab now)", dict(aux_norm="none"), {}, {}, lr),
         ("  AuxK / Var(x) (OpenAI, sparsify)", dict(aux_norm="input"), {}, {}, lr),
         ("  k_aux = d_in/2, scale n_dead/k_aux", dict(old, aux_scale=True),
          dict(k_aux=D_IN // 2), {}, lr),
@@ -93,8 +92,8 @@ def grid(lr):
         ("  no gradient clipping", old, {}, dict(grad_clip=None), lr),
         ("unnormalised + k_aux d_in/2 + scale (all of SAELens's AuxK)",
          dict(aux_norm="none", aux_scale=True), dict(k_aux=D_IN // 2), {}, lr),
-        ("saelab now: AuxK / Var(e), signed, no gradient into b_dec", dict(old, aux_b_dec=False),
-         {}, {}, lr),
+        ("  AuxK / Var(e) without its gradient into b_dec", dict(old, aux_b_dec=False), {}, {},
+         lr),
         ("unnormalised + encoder init norm 0.1", dict(aux_norm="none"),
          dict(encoder_init_scale=0.1), {}, lr),
         ("unnormalised without its gradient into b_dec", dict(aux_norm="none", aux_b_dec=False),

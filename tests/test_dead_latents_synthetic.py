@@ -6,8 +6,9 @@ down by four in width and twenty in tokens so that it trains in about a second: 
 features in d_in 64, d_sae 512, k 8, 400 steps of 256 rows at lr 1e-2, a dead window of 5,000
 tokens. "Dead" is what users look at: the fraction of latents that never fire on held-out data.
 
-Also: AuxK trains the dead latents only and sends no gradient into ``b_dec`` (both twins, dense
-and sparse paths), the change that stopped AuxK from raising the held-out FVU.
+Also: the AuxK loss is on the reconstruction loss's scale in both twins (the change that fixed the
+dead fraction and the held-out FVU on the issue's setting), so ``aux_coeff`` means the same thing
+whatever the data's scale.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import torch
 from saelab import numpy_sae as ns
 from saelab.sae_config import BatchTopKConfig, MatryoshkaConfig, TopKConfig
 from saelab.synthetic import make_sparse_data
+from saelab import torch_sae as ts
 from saelab.torch_sae import make_sae
 from saelab.train import TrainConfig, train_sae
 
@@ -52,8 +54,8 @@ def _saelab(batches, held):
 
 def test_dead_fraction_on_scaled_synthetic_setting(setting):
     never, fvu = _saelab(*setting)
-    assert never < 0.10  # measured 0.039 (seed 1: 0.021)
-    assert fvu < 0.12  # measured 0.102
+    assert never < 0.10  # measured 0.055 (torch seed 1: 0.059)
+    assert fvu < 0.12  # measured 0.099
 
 
 def test_dead_fraction_no_worse_than_saelens(setting):
@@ -71,48 +73,39 @@ def test_dead_fraction_no_worse_than_saelens(setting):
         f = sae.encode(held)
         ref_never, ref_fvu = _score(f, sae.decode(f), held)
     never, fvu = _saelab(batches, held)
-    assert never <= ref_never  # measured 0.039 against SAELens 6.54's 0.072 (seed 1: 0.092)
-    assert fvu <= ref_fvu  # measured 0.102 against 0.124
+    assert never <= ref_never  # measured 0.055 against SAELens 6.54's 0.072 (seed 1: 0.092)
+    assert fvu <= ref_fvu  # measured 0.099 against 0.124
 
 
-CONFIGS = {"topk": TopKConfig(d_in=6, d_sae=24, k=3, k_aux=5, aux_coeff=0.5),
-           "batchtopk": BatchTopKConfig(d_in=6, d_sae=24, k=3, k_aux=5, aux_coeff=0.5),
-           "matryoshka": MatryoshkaConfig(d_in=6, d_sae=24, k=3, k_aux=5, aux_coeff=0.5,
-                                          prefix_sizes=(6, 24))}
+CONFIGS = {"topk": TopKConfig(d_in=6, d_sae=24, k=3, k_aux=5),
+           "batchtopk": BatchTopKConfig(d_in=6, d_sae=24, k=3, k_aux=5),
+           "matryoshka": MatryoshkaConfig(d_in=6, d_sae=24, k=3, k_aux=5, prefix_sizes=(6, 24))}
 
 
-def _b_dec_grads_torch(cfg, sparse: bool, aux_coeff: float) -> torch.Tensor:
-    torch.manual_seed(0)
-    sae = make_sae(type(cfg)(**{**cfg.__dict__, "aux_coeff": aux_coeff}), dtype=torch.float64)
+def _losses(twin, cfg, scale):
+    """(recon_loss, aux_loss) with x, b_dec and b_enc multiplied by ``scale``: every code and
+    residual then scales by ``scale``, the same selections are made."""
+    rng = np.random.default_rng(0)
+    sae = ns.make_sae(cfg, rng=rng, dtype=np.float64)
+    sae.b_dec[:] = rng.standard_normal(cfg.d_in) * scale
+    sae.b_enc[:] = rng.standard_normal(cfg.d_sae) * 0.1 * scale
+    x = rng.standard_normal((10, cfg.d_in)) * scale
+    dead = np.arange(cfg.d_sae) % 2 == 0
+    if twin == "torch":
+        sae = ts.from_numpy(sae)
+        x, dead = torch.from_numpy(x), torch.from_numpy(dead)
     with torch.no_grad():
-        sae.b_dec.normal_()
-    x = torch.randn(10, cfg.d_in, dtype=torch.float64)
-    dead = torch.arange(cfg.d_sae) % 2 == 0
-    out = sae.sparse_forward(x, dead) if sparse else sae(x, dead_mask=dead)
-    assert float(out.aux_loss.detach()) > 0
-    out.loss.backward()
-    return sae.b_dec.grad
-
-
-@pytest.mark.parametrize("family", list(CONFIGS))
-@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
-def test_auxk_sends_no_gradient_into_b_dec_torch(family, sparse):
-    with_aux = _b_dec_grads_torch(CONFIGS[family], sparse, 0.5)
-    without = _b_dec_grads_torch(CONFIGS[family], sparse, 0.0)
-    torch.testing.assert_close(with_aux, without, rtol=0, atol=1e-12)
-
-
-@pytest.mark.parametrize("family", list(CONFIGS))
-def test_auxk_sends_no_gradient_into_b_dec_numpy(family):
-    cfg = CONFIGS[family]
-    grads = []
-    for coeff in (0.5, 0.0):
-        sae = ns.make_sae(type(cfg)(**{**cfg.__dict__, "aux_coeff": coeff}),
-                          rng=np.random.default_rng(0), dtype=np.float64)
-        sae.b_dec[:] = np.random.default_rng(1).standard_normal(cfg.d_in)
-        x = np.random.default_rng(2).standard_normal((10, cfg.d_in))
-        dead = np.arange(cfg.d_sae) % 2 == 0
         out = sae(x, dead_mask=dead)
-        assert coeff == 0 or out.aux_loss > 0
-        grads.append(sae.backward(x, out, dead_mask=dead)["b_dec"])
-    np.testing.assert_allclose(grads[0], grads[1], rtol=0, atol=1e-12)
+    return float(out.recon_loss), float(out.aux_loss)
+
+
+@pytest.mark.parametrize("family", list(CONFIGS))
+@pytest.mark.parametrize("twin", ["numpy", "torch"])
+def test_auxk_is_on_the_reconstruction_loss_scale(twin, family):
+    # aux_coeff weighs AuxK against the reconstruction loss whatever the data's scale: data 10x
+    # larger multiplies both by 100 (a loss divided by the residual's variance would not move).
+    recon1, aux1 = _losses(twin, CONFIGS[family], 1.0)
+    recon10, aux10 = _losses(twin, CONFIGS[family], 10.0)
+    assert aux1 > 0 and recon1 > 0
+    assert aux10 / aux1 == pytest.approx(100.0, rel=1e-9)
+    assert recon10 / recon1 == pytest.approx(100.0, rel=1e-9)
