@@ -20,7 +20,7 @@ the fraction of latents that never fire on held-out data and MMCS for each row:
 The dead window is 50,000 tokens for every row; SAELens counts it in steps, the same thing at a
 fixed batch size. The variants are a subclass defined here, not options of the library.
 
-    python bench/ablate_dead_latents.py --tokens 500000
+    python bench/ablate_dead_latents.py --tokens 500000 --saelens     # lr 1e-2: dead latents appear
 """
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch", type=int, default=1024)
     p.add_argument("--n-active", type=float, default=5.0)
-    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--rows", type=int, nargs="*", help="grid rows to run (default all)")
     p.add_argument("--saelens", action="store_true", help="also train SAELens's reference")
     p.add_argument("--cache", default="/tmp/saelab_bench_cache")

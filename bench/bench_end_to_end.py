@@ -14,8 +14,8 @@ same order and is scored on the same held-out set:
 
 Settings made equal in every library (printed with the results): tokens, batch size, d_sae, k,
 the AuxK coefficient (1/32), the dead window (50,000 tokens; SAELens counts it in steps) and the
-learning rate unless ``--own-lr`` keeps each library's default. Everything else is each library's
-own default:
+learning rate (``--lr``, 3e-3 by default) unless ``--own-lr`` keeps each library's default.
+Everything else is each library's own default:
 
 - saelab: ``train_sae`` with ``TrainConfig`` defaults (b_dec at the geometric median, lr decayed
   to 0 over the last 20%, gradient clipping at 1) and ``TopKConfig`` defaults for AuxK;
@@ -27,8 +27,9 @@ own default:
   linear decay to 0). Its own default optimizer (signum with schedule-free) needs a package
   that is not installed, and its default AuxK weight is 0: both set here.
 
-    python bench/bench_end_to_end.py                       # 2M tokens, all libraries
-    python bench/bench_end_to_end.py --tokens 500000 --libraries saelab saelens
+    python bench/bench_end_to_end.py                       # 2M tokens, all libraries, lr 3e-3
+    python bench/bench_end_to_end.py --own-lr --libraries saelab saelens
+Results and their discussion: book/training_at_scale.md, "Dead latents".
 
 A library that is not installed is skipped with a message. Not a test: nothing here asserts.
 Training data is cached under ``--cache`` (generating 2M tokens takes a minute).
@@ -209,7 +210,7 @@ def main(argv=None):
     p.add_argument("--magnitude", default="uniform", choices=("uniform", "one", "exponential"))
     p.add_argument("--noise", type=float, default=0.0, help="noise_std of make_sparse_data")
     p.add_argument("--heldout", type=int, default=32_768)
-    p.add_argument("--lr", type=float, default=3e-4, help="the same lr for every library")
+    p.add_argument("--lr", type=float, default=3e-3, help="the same lr for every library")
     p.add_argument("--own-lr", action="store_true", help="each library's default lr instead")
     p.add_argument("--cache", default="/tmp/saelab_bench_cache")
     args = p.parse_args(argv)
