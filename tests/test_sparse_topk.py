@@ -144,8 +144,9 @@ def test_sparse_path_rule_and_bad_input():
 def test_auxk_keeps_latents_alive_at_a_high_learning_rate():
     # At lr 1e-2 many TopK latents are pushed below zero on every input. AuxK codes that keep
     # their sign still give those latents a gradient; with a ReLU on them (the old saelab
-    # default, and sparsify's) 46.5% never fired on held-out data, against 9.4% now, at the
-    # same held-out FVU (0.1315 vs 0.1326).
+    # default, and sparsify's) 46.5% never fired on held-out data, against 27.7% now, at the
+    # same held-out FVU (0.1315 vs 0.1308). (AuxK divided by the residual's variance, saelab
+    # before issue 19, was stronger here: 9.4%; SAELens 6.54 on this data: 21.9%.)
     from saelab.synthetic import make_sparse_data
     d = make_sparse_data(29600, d_in=32, n_features=128, n_active=3, seed=0)
     x, held = d.x[:-4000], d.x[-4000:]
@@ -158,7 +159,7 @@ def test_auxk_keeps_latents_alive_at_a_high_learning_rate():
         f = sae.encode(held)
         fvu = float((held - sae.decode(f)).pow(2).sum() / (held - held.mean(0)).pow(2).sum())
     never = float(((f != 0).sum(0) == 0).float().mean())
-    assert never < 0.2 and fvu < 0.16  # measured 0.094 and 0.133
+    assert never < 0.35 and fvu < 0.16  # measured 0.277 and 0.131
 
 
 def test_sparse_helpers_bad_input():

@@ -3,20 +3,23 @@
     f     = ReLU(TopK_k(pre_acts))             keep the k largest entries per row, zero the rest
     e     = stopgrad(x - x_hat)                                   (batch, d_in)
     e_hat = TopK_{k_aux}(pre_acts over dead latents) @ W_dec   (no b_dec, no ReLU)
-    aux_loss = mean_b ||e_b - e_hat_b||^2 / mean_b ||e_b - mean(e)||^2
+    aux_loss = mean_b ||e_b - e_hat_b||^2                       on recon_loss's scale
     loss  = recon_loss + aux_coeff * aux_loss
 
-Backward (B = batch size, D = the denominator of aux_loss, a constant because e is stopgrad;
-f_aux = the dead codes):
+Backward (B = batch size; e is a constant because it is stopgrad; f_aux = the dead codes):
 
     dL/dpre_bi   = dL/df_bi * 1[f_bi > 0]        (only kept, positive entries pass gradient)
-    g            = aux_coeff * (2 / B) (e_hat - e) / D                 (batch, d_in)
+    g            = aux_coeff * (2 / B) (e_hat - e)                     (batch, d_in)
     dL/dW_dec   += f_aux^T g
     dL/dpre     += (g W_dec^T) * 1[entry among the top k_aux dead]
 
 The AuxK codes keep their sign (as in SAELens' ``calculate_topk_aux_acts``): with a ReLU, a dead
 latent whose pre-activations are negative on every input would get no gradient and stay dead;
 without it, reconstructing the residual pulls its pre-activations up where that helps.
+aux_loss is a sum of squares like recon_loss (as in SAELens), so ``aux_coeff`` weighs one term
+against the other whatever the data's scale; dividing it by the residual's variance (saelab before
+issue 19) made AuxK stronger as the residual shrank, raised the held-out FVU and left more latents
+dead on issue 19's synthetic setting (book/training_at_scale.md).
 
 From Gao et al. (2024), "Scaling and evaluating sparse autoencoders", arXiv:2406.04093.
 Sparsity is exact (at most k non-zeros), so there is no sparsity penalty; decoder rows are kept at
@@ -58,18 +61,15 @@ def topk_relu(pre_acts: np.ndarray, k: int) -> np.ndarray:
 
 
 def auxk_loss(e: np.ndarray, e_hat: np.ndarray) -> float:
-    """Normalised AuxK loss ``mean_b ||e_b - e_hat_b||^2 / mean_b ||e_b - mean(e)||^2`` (Chapter 4).
+    """AuxK loss ``mean_b ||e_b - e_hat_b||^2``, on the reconstruction loss's scale (Chapter 4).
 
     Parameters
     ----------
     e, e_hat : ndarray of shape (batch, d_in)
         Residual ``x - x_hat`` (a constant) and its reconstruction from dead latents.
-        The denominator is clamped away from zero so identical residuals give a finite loss.
     """
     _check_pair(e, e_hat, ("e", "e_hat"))
-    num = ((e - e_hat) ** 2).sum(axis=-1).mean()
-    den = ((e - e.mean(axis=0)) ** 2).sum(axis=-1).mean()
-    return float(num / max(den, np.finfo(e.dtype).tiny))
+    return float(((e - e_hat) ** 2).sum(axis=-1).mean())
 
 
 class TopKSAE(BaseSAE):
@@ -113,11 +113,6 @@ class TopKSAE(BaseSAE):
     def aux_loss(self, x, x_hat, pre_acts, dead_mask) -> float:
         if dead_mask is None or not np.any(dead_mask):
             return 0.0
-        if x.shape[0] < 2:
-            raise ValueError(
-                f"x must have at least 2 rows when dead_mask marks dead latents "
-                f"(AuxK normalises by the batch variance), got {x.shape[0]}"
-            )
         f_aux = self.dead_codes(pre_acts, dead_mask)  # (batch, d_sae)
         e = x - x_hat  # (batch, d_in), a constant for the gradient
         e_hat = f_aux @ self.W_dec  # (batch, d_in)
@@ -136,7 +131,6 @@ class TopKSAE(BaseSAE):
         f_aux = np.where(chosen, out.pre_acts, 0.0)  # (batch, d_sae)
         e = x - out.x_hat  # (batch, d_in)
         e_hat = f_aux @ self.W_dec  # (batch, d_in)
-        den = max(((e - e.mean(axis=0)) ** 2).sum(axis=-1).mean(), np.finfo(e.dtype).tiny)
-        g = self.aux_coeff * (2.0 / x.shape[0]) * (e_hat - e) / den  # (batch, d_in)
+        g = self.aux_coeff * (2.0 / x.shape[0]) * (e_hat - e)  # (batch, d_in)
         grads["W_dec"] += f_aux.T @ g  # (d_sae, d_in)
         return (g @ self.W_dec.T) * chosen  # (batch, d_sae)

@@ -3,7 +3,7 @@
     f     = ReLU(TopK_k(pre_acts))             keep the k largest entries per row, zero the rest
     e     = stopgrad(x - x_hat)                                   # [batch, d_in]
     e_hat = TopK_{k_aux}(pre_acts over dead latents) @ W_dec   (no b_dec, no ReLU)
-    aux_loss = mean_b ||e_b - e_hat_b||^2 / mean_b ||e_b - mean(e)||^2
+    aux_loss = mean_b ||e_b - e_hat_b||^2                       on recon_loss's scale
     loss  = recon_loss + aux_coeff * aux_loss
 
 From Gao et al. (2024), "Scaling and evaluating sparse autoencoders", arXiv:2406.04093.
@@ -11,6 +11,11 @@ Sparsity is exact (at most k non-zeros), so there is no sparsity penalty; decode
 unit norm. If k_aux exceeds the number of dead latents, all dead latents are used.
 The AuxK codes keep their sign (as in SAELens' ``calculate_topk_aux_acts``): with a ReLU, a dead
 latent whose pre-activations are negative on every input would get no gradient and stay dead.
+aux_loss is a sum of squares like recon_loss (as in SAELens; sparsify divides both by the same
+variance), so ``aux_coeff`` weighs one term against the other whatever the data's scale. saelab
+used to divide it by the residual's own variance, which made AuxK about 1/Var(e) times stronger
+once the residual was small: on issue 19's synthetic setting that raised the held-out FVU and
+left more latents dead (book/training_at_scale.md, bench/ablate_dead_latents.py).
 Reads line by line against ``saelab/numpy_sae/topk.py``. Taught in Chapter 4.
 """
 from __future__ import annotations
@@ -37,15 +42,12 @@ def topk_relu(pre_acts: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def auxk_loss(e: torch.Tensor, e_hat: torch.Tensor) -> torch.Tensor:
-    """Normalised AuxK loss ``mean_b ||e_b - e_hat_b||^2 / mean_b ||e_b - mean(e)||^2`` (Chapter 4).
+    """AuxK loss ``mean_b ||e_b - e_hat_b||^2``, on the reconstruction loss's scale (Chapter 4).
 
-    e: [batch, d_in], already detached; e_hat: [batch, d_in]. The denominator is clamped away
-    from zero so a batch of identical residuals gives a large but finite loss.
+    e: [batch, d_in], already detached; e_hat: [batch, d_in].
     """
     _check_pair(e, e_hat, ("e", "e_hat"))
-    num = (e - e_hat).pow(2).sum(dim=-1).mean()  # []
-    den = (e - e.mean(dim=0)).pow(2).sum(dim=-1).mean()  # []
-    return num / den.clamp_min(torch.finfo(den.dtype).tiny)
+    return (e - e_hat).pow(2).sum(dim=-1).mean()  # []
 
 
 class TopKSAE(BaseSAE):
@@ -81,14 +83,7 @@ class TopKSAE(BaseSAE):
         return torch.zeros_like(pre_acts).scatter(-1, indices, values)  # [batch, d_sae]
 
     def _aux_applies(self, x, dead_mask) -> bool:
-        if dead_mask is None or not bool(dead_mask.any()):
-            return False
-        if x.shape[0] < 2:
-            raise ValueError(
-                f"x must have at least 2 rows when dead_mask marks dead latents "
-                f"(AuxK normalises by the batch variance), got {x.shape[0]}"
-            )
-        return True
+        return dead_mask is not None and bool(dead_mask.any())
 
     def aux_loss(self, x, x_hat, pre_acts, dead_mask) -> torch.Tensor:
         if not self._aux_applies(x, dead_mask):

@@ -12,8 +12,8 @@ the rank's own stream, e.g. a harvest sharded by rank), and
     guard, history loss sums and squared errors summed over ranks before any decision
 
 so clipping, Adam and the constraints act identically on every rank and the weights stay equal.
-AuxK normalises by the variance of each rank's own residual (one difference from a single
-process). Rank 0 shows the progress bar and calls the callback. Chapter 4 (training at scale).
+AuxK is a mean over rows like the reconstruction loss, so its gradient averages over ranks in the
+same way. Rank 0 shows the progress bar and calls the callback. Chapter 4 (training at scale).
 
 Internal to :mod:`saelab.train`: ``train_sae`` calls these (most on every step) unchecked;
 users call ``train_sae``, not this module (hence the empty ``__all__``).
