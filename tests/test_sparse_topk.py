@@ -183,3 +183,23 @@ def test_sparse_helpers_bad_input():
         decode_sparse(codes, torch.zeros(10, 3), limit=11)
     with pytest.raises(TypeError, match="codes must be a SparseCodes"):
         decode_sparse((rows, latents), torch.zeros(10, 3))
+
+
+@pytest.mark.parametrize("n_dead", [3, 12, 40])
+def test_auxk_dense_and_gather_forms_agree(monkeypatch, n_dead):
+    """_auxk_decode multiplies densely over the dead columns while n_dead <= 4 k_aux, else it
+    gathers: both forms give the same loss and gradients (float64)."""
+    from saelab.torch_sae import sparse as sparse_mod
+    x = torch.randn(16, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    dead = torch.zeros(40, dtype=torch.bool)
+    dead[torch.randperm(40, generator=torch.Generator().manual_seed(3))[:n_dead]] = True
+    results = []
+    for ratio in (0, 10**6):  # always gather / always dense
+        monkeypatch.setattr(sparse_mod, "AUXK_DENSE_MAX_RATIO", ratio)
+        sae = _sae("topk", torch.float64)
+        results.append(_grads(sae, sae.sparse_forward, x, dead))
+    (gather, g_gather), (dense, g_dense) = results
+    assert float(dense.aux_loss) > 0
+    torch.testing.assert_close(dense.aux_loss, gather.aux_loss, atol=1e-12, rtol=1e-12)
+    for key in g_dense:
+        torch.testing.assert_close(g_dense[key], g_gather[key], atol=1e-12, rtol=1e-12)

@@ -26,8 +26,8 @@ from saelab._checks import check_int_in_range, check_tensor
 from saelab.sae_config import TopKConfig
 from saelab.numpy_sae.base import _check_pair
 from saelab.torch_sae.base import BaseSAE, recon_loss
-from saelab.torch_sae.sparse import (SparseOutput, _decode_sparse, _dense_pre_acts,
-                                     _sparse_codes, _topk_selection)
+from saelab.torch_sae.sparse import (SparseOutput, _auxk_decode, _decode_sparse,
+                                     _dense_pre_acts, _sparse_codes, _topk_selection)
 
 
 def topk_relu(pre_acts: torch.Tensor, k: int) -> torch.Tensor:
@@ -48,6 +48,16 @@ def auxk_loss(e: torch.Tensor, e_hat: torch.Tensor) -> torch.Tensor:
     """
     _check_pair(e, e_hat, ("e", "e_hat"))
     return (e - e_hat).pow(2).sum(dim=-1).mean()  # []
+
+
+def _dead_topk_codes(pre_acts: torch.Tensor, dead_mask: torch.Tensor, k_aux: int) -> torch.Tensor:
+    """AuxK's codes: each row's ``min(k_aux, n_dead)`` largest pre-activations among the dead
+    latents, sign kept, zeros elsewhere: [batch, d_sae] (Chapter 4; also transcoder.py)."""
+    dead_mask = dead_mask.to(pre_acts.device)  # [d_sae]
+    k_aux = min(k_aux, int(dead_mask.sum()))
+    dead_pre = pre_acts.masked_fill(~dead_mask, float("-inf"))  # [batch, d_sae]
+    values, indices = dead_pre.topk(k_aux, dim=-1)  # [batch, k_aux]
+    return torch.zeros_like(pre_acts).scatter(-1, indices, values)  # [batch, d_sae]
 
 
 class TopKSAE(BaseSAE):
@@ -76,11 +86,7 @@ class TopKSAE(BaseSAE):
 
         No ReLU: a dead latent whose pre-activations are all negative still gets a gradient.
         """
-        dead_mask = dead_mask.to(pre_acts.device)  # [d_sae]
-        k_aux = min(self.cfg.k_aux, int(dead_mask.sum()))
-        dead_pre = pre_acts.masked_fill(~dead_mask, float("-inf"))  # [batch, d_sae]
-        values, indices = dead_pre.topk(k_aux, dim=-1)  # [batch, k_aux]
-        return torch.zeros_like(pre_acts).scatter(-1, indices, values)  # [batch, d_sae]
+        return _dead_topk_codes(pre_acts, dead_mask, self.cfg.k_aux)
 
     def _aux_applies(self, x, dead_mask) -> bool:
         return dead_mask is not None and bool(dead_mask.any())
@@ -119,9 +125,7 @@ class TopKSAE(BaseSAE):
         if self._aux_applies(x, dead_mask):
             dead = dead_mask.to(pre.device).nonzero().squeeze(1)  # [n_dead]
             k_aux = min(self.cfg.k_aux, int(dead.numel()))
-            rows, local, pre_kept = _topk_selection(pre.index_select(1, dead), k_aux)
-            aux_codes = _sparse_codes(x, *params, rows, dead[local], pre_kept, relu=False)
-            e = (x - x_hat).detach()  # [batch, d_in], stopgrad
-            aux = auxk_loss(e, _decode_sparse(aux_codes, self.W_dec))
+            e_hat = _auxk_decode(x, pre, dead, k_aux, *params, self.W_dec)  # [batch, d_in]
+            aux = auxk_loss((x - x_hat).detach(), e_hat)  # residual under stopgrad
         loss = recon + self.aux_coeff * aux  # []
         return SparseOutput(x_hat, codes, loss, recon, x.new_zeros(()), aux)

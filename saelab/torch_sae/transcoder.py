@@ -30,7 +30,7 @@ from saelab._checks import (check_float_dtype, check_int_in_range, check_nonnega
                             check_tensor)
 from saelab.sae_output import SAEOutput
 from saelab.torch_sae.base import BaseSAE, recon_loss
-from saelab.torch_sae.topk import auxk_loss, topk_relu
+from saelab.torch_sae.topk import auxk_loss, _dead_topk_codes, topk_relu
 
 __all__ = ["TranscoderConfig", "Transcoder", "pair_rows", "split_pair"]
 
@@ -153,9 +153,8 @@ class Transcoder(BaseSAE):
         return SAEOutput(y_hat, f, pre_acts, loss, recon, pre_acts.new_zeros(()), aux)
 
     def aux_loss(self, y, y_hat, pre_acts, dead_mask) -> torch.Tensor:
-        if dead_mask is None or not bool(dead_mask.any()) or y.shape[0] < 2:
+        if dead_mask is None or not bool(dead_mask.any()):
             return y.new_zeros(())  # []
-        k_aux = min(self.cfg.k_aux, int(dead_mask.sum()))
-        dead_pre = pre_acts.masked_fill(~dead_mask.to(pre_acts.device), float("-inf"))
-        e_hat = topk_relu(dead_pre, k_aux) @ self.W_dec  # [batch, d_out]
-        return auxk_loss((y - y_hat).detach(), e_hat)
+        codes = _dead_topk_codes(pre_acts, dead_mask, self.cfg.k_aux)  # [batch, d_sae], signed
+        e_hat = codes @ self.W_dec  # [batch, d_out]
+        return auxk_loss((y - y_hat).detach(), e_hat)  # as TopKSAE's
