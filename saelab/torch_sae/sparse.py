@@ -289,7 +289,10 @@ def _auxk_decode(x, pre, dead, k_aux: int, W_enc, b_enc, b_dec, W_dec) -> torch.
         return _decode_sparse(codes, W_dec)  # [batch, d_in]
     kept = pre_dead.topk(k_aux, dim=-1, sorted=False).indices  # [batch, k_aux]
     mask = torch.zeros_like(pre_dead, dtype=torch.bool).scatter_(1, kept, True)  # [batch, n_dead]
-    z = torch.addmm(b_enc.index_select(0, dead), x - b_dec, W_enc.index_select(1, dead))
+    # the dead columns as rows of W_enc.T: their gradient then has the layout of the main
+    # path's (KeptPreActs), so autograd adds the two without a strided copy
+    W_dead = W_enc.T.index_select(0, dead)  # [n_dead, d_in]
+    z = torch.addmm(b_enc.index_select(0, dead), x - b_dec, W_dead.T)  # [batch, n_dead]
     return (z * mask) @ W_dec.index_select(0, dead)  # [batch, d_in]
 
 
