@@ -203,3 +203,25 @@ def test_auxk_dense_and_gather_forms_agree(monkeypatch, n_dead):
     torch.testing.assert_close(dense.aux_loss, gather.aux_loss, atol=1e-12, rtol=1e-12)
     for key in g_dense:
         torch.testing.assert_close(g_dense[key], g_gather[key], atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["topk", "batchtopk", "matryoshka"])
+@pytest.mark.parametrize("n_dead", [0, 3, 40])
+def test_auxk_without_sync_matches_the_cpu_path(monkeypatch, name, n_dead):
+    """On an accelerator AuxK keeps the dead count on the device (_auxk_decode_no_sync): the
+    same loss and gradients as the CPU path, with no latent dead, fewer than k_aux, or all."""
+    from saelab.torch_sae import topk as topk_mod
+    x = torch.randn(16, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    dead = torch.zeros(40, dtype=torch.bool)
+    dead[torch.randperm(40, generator=torch.Generator().manual_seed(3))[:n_dead]] = True
+    results = []
+    for no_sync in (False, True):
+        monkeypatch.setattr(topk_mod, "AUX_WITHOUT_SYNC", no_sync)
+        sae = _sae(name, torch.float64)
+        results.append(_grads(sae, sae.sparse_forward, x, dead))
+    (cpu, g_cpu), (acc, g_acc) = results
+    assert (float(acc.aux_loss) > 0) == (n_dead > 0)
+    torch.testing.assert_close(acc.loss, cpu.loss, atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(acc.aux_loss, cpu.aux_loss, atol=1e-12, rtol=1e-12)
+    for key in g_cpu:
+        torch.testing.assert_close(g_acc[key], g_cpu[key], atol=1e-12, rtol=1e-12)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from saelab.sae_config import TopKConfig
+from saelab.sae_config import BatchTopKConfig, TopKConfig
 from saelab.torch_sae import make_sae
 from saelab.train import TrainConfig, train_sae
 
@@ -51,3 +51,23 @@ def test_compile_and_tf32_match_eager_float32():
     torch.testing.assert_close(a.W_dec, b.W_dec, atol=1e-4, rtol=1e-4)
     c, rc = _run(device="cuda", tf32=True)
     assert abs(rc.history.fvu[-1] - ra.history.fvu[-1]) < 0.05
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize("family", ["topk", "batchtopk"])
+def test_sparse_forward_with_dead_latents_does_not_sync(family):
+    """AuxK keeps the dead count on the device and BatchTopK's threshold update uses
+    torch.where: a sparse forward with dead latents makes no host-device sync."""
+    cls = {"topk": TopKConfig, "batchtopk": BatchTopKConfig}[family]
+    sae = make_sae(cls(d_in=64, d_sae=1024, k=8, k_aux=32), device="cuda")
+    x = torch.randn(256, 64, device="cuda")
+    dead = torch.rand(1024, device="cuda") < 0.1
+    sae._forward_sparse(x, dead)  # warm-up: lazy initialisation may synchronise once
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = sae._forward_sparse(x, dead)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert float(out.aux_loss) > 0

@@ -365,3 +365,19 @@ def test_torch_twin_runs_on_cuda_and_matches_cpu(case):
     sgd_like_steps(gpu, x.cuda(), dead_mask=mask.cuda())
     if gpu.unit_norm_decoder:
         np.testing.assert_allclose(to_np(gpu.W_dec.norm(dim=1)), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("twin", TWINS)
+def test_batchtopk_threshold_ignores_a_batch_where_nothing_fired(twin):
+    cfg = BatchTopKConfig(D_IN, D_SAE, k=5, k_aux=8, threshold_decay=0.75)
+    sae = build(twin, cfg)
+    zeros = np.zeros((BATCH, D_SAE), dtype=np.float32)
+    codes = zeros if twin == "numpy" else torch.from_numpy(zeros)
+    sae.update_threshold(codes)  # unset, nothing fired: stays unset
+    assert float(to_np(sae.threshold)) == ts.THRESHOLD_UNSET
+    codes[0, 3], codes[2, 1] = 0.5, 0.25
+    sae.update_threshold(codes)  # first estimate: the smallest positive code
+    assert float(to_np(sae.threshold)) == 0.25
+    codes[...] = 0
+    sae.update_threshold(codes)  # set, nothing fired: unchanged
+    assert float(to_np(sae.threshold)) == 0.25

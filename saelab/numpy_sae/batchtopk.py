@@ -109,15 +109,13 @@ class BatchTopKSAE(TopKSAE):
 
     def update_threshold(self, f: np.ndarray) -> None:
         """EMA update of ``threshold`` from the smallest positive code of ``f`` (batch, d_sae)."""
-        kept = f[f > 0]
-        if kept.size == 0:
-            return  # nothing fired: no information about the threshold
-        smallest = kept.min()
-        if self.threshold < 0:  # first estimate
-            self.threshold[...] = smallest
-        else:
-            decay = self.cfg.threshold_decay
-            self.threshold[...] = decay * self.threshold + (1 - decay) * smallest
+        # the torch twin's form, written with where so that a GPU never waits for the host
+        smallest = np.where(f > 0, f, np.inf).min()  # inf if nothing fired
+        decay = self.cfg.threshold_decay
+        ema = decay * self.threshold + (1 - decay) * smallest
+        new = np.where(self.threshold < 0, smallest, ema)  # first estimate: the value itself
+        # nothing fired: no information about the threshold, keep it
+        self.threshold[...] = np.where(np.isfinite(smallest), new, self.threshold)
 
     # backward: TopKSAE.activation_backward (grad_f * 1[f > 0]) holds in both modes, and the
     # threshold's gradient entry stays zero because no hook writes to it.

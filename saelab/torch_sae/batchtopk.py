@@ -91,12 +91,10 @@ class BatchTopKSAE(TopKSAE):
     def update_threshold(self, f: torch.Tensor) -> None:
         """EMA update of ``threshold`` from the smallest positive code of ``f`` (any shape: the
         dense [batch, d_sae] codes, or the kept values [n] of the sparse path)."""
-        kept = f[f > 0]  # [n_kept]
-        if kept.numel() == 0:
-            return  # nothing fired: no information about the threshold
-        smallest = kept.min()  # []
-        if bool(self.threshold < 0):  # first estimate
-            self.threshold.copy_(smallest)
-        else:
-            decay = self.cfg.threshold_decay
-            self.threshold.copy_(decay * self.threshold + (1 - decay) * smallest)
+        # written with torch.where, so the device never waits for the host (no sync per step)
+        smallest = torch.where(f > 0, f, float("inf")).amin()  # [] inf if nothing fired
+        decay = self.cfg.threshold_decay
+        ema = decay * self.threshold + (1 - decay) * smallest  # []
+        new = torch.where(self.threshold < 0, smallest, ema)  # first estimate: the value itself
+        # nothing fired: no information about the threshold, keep it
+        self.threshold.copy_(torch.where(torch.isfinite(smallest), new, self.threshold))

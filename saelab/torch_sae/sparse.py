@@ -31,6 +31,8 @@ multiplies densely over the dead columns only (BLAS products of [batch x d_in x 
 it gathers as above. Same numbers either way (tests/test_sparse_topk.py); the dense form is the
 faster one up to about 7 k_aux dead latents on a CPU (bench/bench_train_step.py: at d_in 768,
 d_sae 16,384, 825 dead, k_aux 384, 114 ms against 282 ms for the gather, forward and backward).
+Both need the number of dead latents on the host, a device sync; on an accelerator the SAEs call
+``_auxk_decode_no_sync`` instead, which keeps every count on the device (the same numbers).
 The public functions check their input; the SAEs' sparse forward and the training loop call the
 unchecked private twins (``_topk_selection`` ...) on every step, after checking ``x`` once.
 Chapter 4 (speed box).
@@ -294,6 +296,22 @@ def _auxk_decode(x, pre, dead, k_aux: int, W_enc, b_enc, b_dec, W_dec) -> torch.
     W_dead = W_enc.T.index_select(0, dead)  # [n_dead, d_in]
     z = torch.addmm(b_enc.index_select(0, dead), x - b_dec, W_dead.T)  # [batch, n_dead]
     return (z * mask) @ W_dec.index_select(0, dead)  # [batch, d_in]
+
+
+def _auxk_decode_no_sync(x, pre, dead_mask, k_aux: int, W_enc, b_enc, b_dec, W_dec):
+    """``_auxk_decode`` with no host-device sync, for accelerators: (e_hat [batch, d_in], whether
+    any latent is dead [] bool). The number of dead latents stays on the device: each row keeps
+    its ``min(k_aux, d_sae)`` largest entries with live latents at -inf, and the entries past
+    the number of dead latents keep value 0, so they add nothing and receive no gradient."""
+    batch, d_sae = pre.shape
+    k_aux = min(k_aux, d_sae)
+    values, latents = pre.masked_fill(~dead_mask, float("-inf")).topk(k_aux, dim=-1, sorted=False)
+    valid = torch.isfinite(values).reshape(-1)  # [batch * k_aux] False past the dead latents
+    rows = torch.arange(batch, device=pre.device).repeat_interleave(k_aux)  # [batch * k_aux]
+    pre_kept = torch.where(valid, values.reshape(-1), 0.0)  # [batch * k_aux]
+    codes = _sparse_codes(x, W_enc, b_enc, b_dec, rows, latents.reshape(-1), pre_kept, relu=False)
+    codes = codes._replace(values=codes.values * valid.to(codes.values.dtype))
+    return _decode_sparse(codes, W_dec), dead_mask.any()
 
 
 @torch.no_grad()

@@ -26,8 +26,11 @@ from saelab._checks import check_int_in_range, check_tensor
 from saelab.sae_config import TopKConfig
 from saelab.numpy_sae.base import _check_pair
 from saelab.torch_sae.base import BaseSAE, recon_loss
-from saelab.torch_sae.sparse import (SparseOutput, _auxk_decode, _decode_sparse,
-                                     _dense_pre_acts, _sparse_codes, _topk_selection)
+from saelab.torch_sae.sparse import (SparseOutput, _auxk_decode, _auxk_decode_no_sync,
+                                     _decode_sparse, _dense_pre_acts, _sparse_codes,
+                                     _topk_selection)
+
+AUX_WITHOUT_SYNC = False  # True: the accelerator's AuxK also on the CPU (tests compare the two)
 
 
 def topk_relu(pre_acts: torch.Tensor, k: int) -> torch.Tensor:
@@ -122,7 +125,11 @@ class TopKSAE(BaseSAE):
         x_hat = _decode_sparse(codes, self.W_dec) + self.b_dec  # [batch, d_in]
         recon = recon_loss(x, x_hat)  # []
         aux = x.new_zeros(())  # []
-        if self._aux_applies(x, dead_mask):
+        if dead_mask is not None and (pre.device.type != "cpu" or AUX_WITHOUT_SYNC):
+            e_hat, any_dead = _auxk_decode_no_sync(x, pre, dead_mask.to(pre.device),
+                                                   self.cfg.k_aux, *params, self.W_dec)
+            aux = auxk_loss((x - x_hat).detach(), e_hat) * any_dead  # 0 when none is dead
+        elif self._aux_applies(x, dead_mask):  # CPU: syncs are free, the dead columns known
             dead = dead_mask.to(pre.device).nonzero().squeeze(1)  # [n_dead]
             k_aux = min(self.cfg.k_aux, int(dead.numel()))
             e_hat = _auxk_decode(x, pre, dead, k_aux, *params, self.W_dec)  # [batch, d_in]
