@@ -14,6 +14,7 @@ import torch.distributed as dist
 from saelab.checkpoint import load_sae
 from saelab.lm.disk_cache import write_shards
 from saelab.train.cli import main
+from shard_helpers import random_shard_folder
 
 pytestmark = [pytest.mark.usefixtures("one_thread"),
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]
@@ -26,11 +27,8 @@ TRAIN = ["--family", "topk", "--k", "4", "--expansion", "4", "--steps", "20", "-
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("acts")
-    g = torch.Generator().manual_seed(1)
-    list(write_shards(folder, {"model": "saelab-tiny", "hook_name": "blocks.2.hook_resid_pre"},
-                      [torch.randn(n, D_IN, generator=g) for n in (100, 80, 120, 60)]))
-    return folder
+    return random_shard_folder(tmp_path_factory.mktemp("acts"), (100, 80, 120, 60), D_IN, seed=1,
+                               meta={"model": "saelab-tiny", "hook_name": "blocks.2.hook_resid_pre"})
 
 
 def _cli(*args, torchrun=0):

@@ -9,7 +9,6 @@ import torch
 from safetensors.torch import save_file
 
 from saelab.checkpoint import save_sae
-from saelab.lm.disk_cache import write_shards
 from saelab.sae_config import (BatchTopKConfig, GatedConfig, JumpReLUConfig, L1Config,
                                MatryoshkaConfig, TopKConfig)
 from saelab.torch_sae import make_sae
@@ -17,6 +16,7 @@ from saelab.train import TrainConfig, train_sae
 from saelab.train.data import ShuffledBatches
 from saelab.train.state import RESUME_MAY_DIFFER, latest_checkpoint, load_train_state
 from saelab.train.streams import ChunkStream, shard_folder_info, shard_stream
+from shard_helpers import random_shard_folder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -32,11 +32,7 @@ CFGS = {"topk": TrainConfig(n_steps=24, batch_size=32, lr=3e-3, log_every=5),
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     """A disk-cache folder of 4 shards of unequal sizes (batches cross shard boundaries)."""
-    folder = tmp_path_factory.mktemp("shards")
-    g = torch.Generator().manual_seed(2)
-    list(write_shards(folder, {"model": "m", "hook_name": "h"},
-                      [torch.randn(n, D_IN, generator=g) for n in (70, 37, 91, 40)]))
-    return folder
+    return random_shard_folder(tmp_path_factory.mktemp("shards"), (70, 37, 91, 40), D_IN, seed=2)
 
 
 def _data(kind, folder, batch_size=32):
