@@ -1,7 +1,11 @@
 """The loop's firing bookkeeping (saelab.train.firing) and kept memory (saelab.train.memory)."""
 from __future__ import annotations
 
+import json
+import os
 import resource
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -42,24 +46,38 @@ def test_sparse_and_dense_firing_give_the_same_tracker_state():
     assert 0 < int((dense.tokens_since_fired == 0).sum()) < 64
 
 
-def _faults_of(n_allocs: int, mib: int = 64) -> int:
+_FAULTS_SCRIPT = """
+import json, resource, torch
+from saelab.train.memory import keep_freed_memory
+
+def faults(n, mib=64):
     start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(n_allocs):
+    for _ in range(n):
         torch.empty(mib << 18).fill_(1.0)  # float32: mib MiB, touched, then freed
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start
+
+before = faults(8)
+with keep_freed_memory():
+    with keep_freed_memory():  # nested use: only the outer one restores
+        faults(1)  # the first block is faulted in once ...
+    kept = faults(8)  # ... and reused by the next ones
+after = faults(4, mib=256)  # larger than any block left free in the heap: mmapped again
+print(json.dumps({"before": before, "kept": kept, "after": after}))
+"""
 
 
 @pytest.mark.skipif(not can_keep_memory(), reason="needs glibc (Linux)")
 def test_kept_memory_stops_refaulting_large_temporaries():
+    """In a fresh process, so that no earlier test's heap decides where blocks come from."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT], capture_output=True, text=True,
+                         env=env, timeout=120, check=True)
+    counts = json.loads(run.stdout.strip().splitlines()[-1])
     pages = (64 << 20) // resource.getpagesize()  # 16,384 on 4 KiB pages
-    assert _faults_of(8) > 7 * pages  # glibc default: every 64 MiB block is mmapped afresh
-    with keep_freed_memory():
-        with keep_freed_memory():  # nested use: only the outer one restores
-            _faults_of(1)  # the first block is faulted in once ...
-        kept = _faults_of(8)  # ... and reused by the next ones
+    assert counts["before"] > 7 * pages  # glibc default: every 64 MiB block is mmapped afresh
     # measured: 0, or now and then one block (16,384) when the heap's top was split once
-    assert kept < 2 * pages, kept
-    assert _faults_of(8) > 7 * pages  # defaults restored on exit
+    assert counts["kept"] < 2 * pages, counts
+    assert counts["after"] > 3 * 4 * pages, counts  # defaults restored on exit
 
 
 def test_keep_memory_option_is_checked_and_gives_the_same_training():
