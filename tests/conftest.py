@@ -15,6 +15,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config):
+    """nbval's kernels start over Unix-domain sockets too (see ``kernel_manager_class``)."""
+    if config.pluginmanager.hasplugin("nbval"):
+        import nbval.kernel
+
+        from kernel_helpers import kernel_manager_class
+
+        nbval.kernel.KernelManager = kernel_manager_class()
+
+
 def toc_files() -> list[str]:
     """The documents listed in _toc.yml (``file:`` entries), in order."""
     return re.findall(r"file:\s*(\S+)", (ROOT / "_toc.yml").read_text())

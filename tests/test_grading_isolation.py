@@ -129,7 +129,10 @@ def _submissions():
     keep = _checks(deleted)[0]
     deleted.cells = [c for c in deleted.cells if c not in _checks(deleted)[1:]]
     position = deleted.cells.index(keep)
-    deleted.cells[position:position] = [copy.deepcopy(keep) for _ in range(10)]
+    # The check cell pasted ten times, each copy with a new id as Jupyter gives a pasted cell.
+    deleted.cells[position:position] = [
+        nbformat.v4.new_code_cell(keep.source, metadata=copy.deepcopy(keep.metadata))
+        for _ in range(10)]
     top = _solved(_student())
     top.cells.insert(3, nbformat.v4.new_code_cell("while True:\n    pass"))
     top.cells.insert(4, nbformat.v4.new_code_cell("import sys\nsys.exit(1)"))

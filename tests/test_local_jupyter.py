@@ -2,7 +2,7 @@
 
 ``bash scripts/install.sh lab`` installs the ``lab`` extra (JupyterLab); the ``test`` extra holds
 it too, so the suite can run this. The test starts the documented command headless, bound to
-127.0.0.1 on a free port with a random token, waits for the server, opens Chapter 1 over loopback
+127.0.0.1 on a port the system picks (read back from the server's info file) with a random token, waits for the server, opens Chapter 1 over loopback
 through the REST API (``GET /api/contents/...``: the notebook's JSON, as the browser gets it),
 checks that a Python kernel is on offer, and stops the server through ``POST /api/shutdown``.
 """
@@ -10,7 +10,6 @@ import json
 import os
 import re
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -24,11 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = {"README.md": (ROOT / "README.md").read_text(),
         "book/intro.md": (ROOT / "book" / "intro.md").read_text()}
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str, token: str, method: str = "GET") -> tuple[int, bytes]:
@@ -57,27 +51,29 @@ def test_jupyter_lab_serves_the_notebooks_headless(tmp_path):
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(f"CI: {message}")
         pytest.skip(message)
-    port, token = _free_port(), secrets.token_hex(16)
+    token = secrets.token_hex(16)
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
                JUPYTER_CONFIG_DIR=str(tmp_path / "config"))
     # The documented command, run the way `jupyter lab` runs it, plus headless loopback settings.
+    # Port 0: the server asks the system for a free port just before it listens, rather than this
+    # test picking one earlier and another process (a kernel on the other xdist worker) taking it.
     cmd = [sys.executable, "-m", "jupyterlab", "notebooks/", "--no-browser",
-           "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-           f"--IdentityProvider.token={token}"]
+           "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0", f"--IdentityProvider.token={token}"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI runners often run as root
         cmd.append("--allow-root")
     log = open(tmp_path / "server.log", "w")
     server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    info = tmp_path / "runtime" / f"jpserver-{server.pid}.json"
     try:
         deadline = time.monotonic() + 90
         while True:
             log_tail = (tmp_path / "server.log").read_text()[-3000:]
             assert server.poll() is None, f"jupyter lab exited:\n{log_tail}"
             try:
+                base = f"http://127.0.0.1:{json.loads(info.read_text())['port']}"
                 if _get(f"{base}/api/status", token)[0] == 200:
                     break
-            except OSError:
+            except (OSError, ValueError, KeyError):  # no info file yet, or half written
                 pass
             assert time.monotonic() < deadline, "jupyter lab did not answer within 90 s"
             time.sleep(0.5)
