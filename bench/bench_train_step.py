@@ -1,4 +1,5 @@
-"""Benchmark: saelab's training step and ``train_sae`` beside SAELens and sparsify (issue 19).
+"""Benchmark: saelab's training step and ``train_sae`` beside SAELens, sparsify and
+dictionary_learning (issue 19).
 
 In one process, one torch thread, float32 on the CPU, every contender runs once per round, in
 turn, for ``--rounds`` rounds (interleaved, so a busy machine slows all of them alike); the table
@@ -26,7 +27,11 @@ What a step is, for each contender (a random 5% of latents marked dead, so AuxK 
   backward, clipping, Adam), default TopK/Standard/JumpReLU training configs;
 - sparsify: ``SparseCoder`` forward with ``dead_mask``, ``fvu + auxk_loss / 32``, backward,
   parallel-gradient removal, Adam (its Trainer's default is signum; Adam here for equal work),
-  decoder renormalisation.
+  decoder renormalisation;
+- dictionary_learning 0.1.0: ``TopKTrainer`` / ``StandardTrainer`` / ``JumpReluTrainer``
+  ``.update(step, x)`` (forward, backward, its decoder-gradient projection and clipping where it
+  has them, Adam, its scheduler, its firing counts); not in the bench extra, as it pulls nnsight:
+  ``pip install dictionary-learning==0.1.0`` beside the extra.
 Skipped with a message when a library is absent. Not a test: nothing here asserts a speed.
 """
 from __future__ import annotations
@@ -137,6 +142,30 @@ def sparsify_step(family, d_in, d_sae, x, dead):
     return step
 
 
+def dictionary_learning_step(family, d_in, d_sae, x, dead):
+    """dictionary_learning 0.1.0: its trainer's ``update`` (the step of its training loop)."""
+    from dictionary_learning.trainers.jumprelu import JumpReluTrainer
+    from dictionary_learning.trainers.standard import StandardTrainer
+    from dictionary_learning.trainers.top_k import TopKTrainer
+
+    common = dict(steps=10**6, activation_dim=d_in, dict_size=d_sae, layer=0, lm_name="bench",
+                  lr=1e-4, device="cpu")
+    if family == "topk":
+        trainer = TopKTrainer(k=K, **common)
+    elif family == "l1":
+        trainer = StandardTrainer(l1_penalty=1e-3, **common)
+    else:
+        trainer = JumpReluTrainer(sparsity_penalty=1e-3, **common)
+    counter = [1]  # from step 1: step 0 fits b_dec to the geometric median of the batch
+
+    def step():
+        if family == "topk":  # the same latents dead as for the others, so its AuxK runs
+            trainer.num_tokens_since_fired[dead] = trainer.dead_feature_threshold
+        trainer.update(counter[0], x)
+        counter[0] += 1
+    return step
+
+
 def roofline(d_in, d_sae, x):
     """Seconds of the unavoidable work: dense encoder product, top-k, one fused Adam pass."""
     W, b = torch.randn(d_in, d_sae) / d_in ** 0.5, torch.zeros(d_sae)
@@ -190,13 +219,17 @@ def main() -> None:
         if family == "topk":
             runs["saelab dense step"] = timed(saelab_step(family, d_in, d_sae, x, dead, False),
                                               True)
-        for name, make in [("SAELens", saelens_step), ("sparsify", sparsify_step)]:
+        for name, make in [("SAELens", saelens_step), ("sparsify", sparsify_step),
+                           ("dictionary_learning", dictionary_learning_step)]:
             if name == "sparsify" and family != "topk":
                 continue
             try:
                 runs[name] = timed(make(family, d_in, d_sae, x, dead))
             except ImportError as err:
-                print(f"  {name} skipped: {err} (pip install -e '.[bench]')")
+                extra = ("pip install dictionary-learning==0.1.0; it pulls nnsight, and a "
+                         "torchvision built for another torch breaks its import: uninstall it"
+                         if name == "dictionary_learning" else "pip install -e '.[bench]'")
+                print(f"  {name} skipped: {err} ({extra})")
         if family == "topk":
             runs["roofline work"] = timed(roofline(d_in, d_sae, x), True)
         for run in runs.values():

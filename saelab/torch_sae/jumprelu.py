@@ -68,7 +68,7 @@ class StepFunction(torch.autograd.Function):
         eps = ctx.bandwidth
         kernel = rectangle((z - threshold) / eps)  # [batch, d_sae]
         grad_threshold = (-(1.0 / eps) * kernel * grad_h).sum(dim=0)  # [d_sae]
-        return torch.zeros_like(z), grad_threshold, None
+        return None, grad_threshold, None  # None: d H / d z = 0, without a tensor of zeros
 
 
 class JumpReLUSAE(BaseSAE):
