@@ -278,7 +278,9 @@ def _cases() -> dict[str, Callable[[], list[Case]]]:
         "saelab.toy_plots.plot_features_2d": lambda: [bad("ax", toy_plots.plot_features_2d, None, np.ones((2, 3)))],
         "saelab.toy_plots.plot_gram": lambda: [bad("W", toy_plots.plot_gram, _ax(), None)],
         "saelab.train.TrainConfig": lambda: [bad("batch_size", TrainConfig, batch_size=0)],
-        "saelab.train.train_sae": lambda: [bad("sae", __import__("saelab.train").train.train_sae, None, TX)],
+        "saelab.train.train_sae": lambda: [
+            bad("sae", fn("saelab.train.train_sae"), None, TX),
+            bad("stop", fn("saelab.train.train_sae"), tsae(), TX, progress=False, stop=True)],
         "saelab.widgets.fig_to_png": lambda: [bad("fig", widgets.fig_to_png, None)],
         "saelab.widgets.figure_slider": lambda: [bad("values", widgets.figure_slider, [b"x"], [1, 2])],
         "saelab.widgets.figure_grid": lambda: [bad("row_values", widgets.figure_grid, [[b"x"]], [1, 2], [1])],

@@ -193,6 +193,14 @@ def training_cases() -> dict:
                 "yes"),
             bad("enabled", lambda v: fn("saelab.train.memory.keep_freed_memory")(v).__enter__(),
                 None)],
+        "saelab.train.stopping.stop_on_signals": lambda: [
+            bad("signals", lambda v: fn("saelab.train.stopping.stop_on_signals")(v).__enter__(),
+                15),
+            bad("signals", lambda v: fn("saelab.train.stopping.stop_on_signals")(v).__enter__(),
+                ["SIGTERM"])],
+        "saelab.train.stopping.StopRequest": lambda: [
+            bad("signum", lambda v: fn("saelab.train.stopping.StopRequest")().set(v), "TERM"),
+            bad("signum", lambda v: fn("saelab.train.stopping.StopRequest")().set(v), 1.5)],
         "saelab.train.device.maybe_compile": lambda: [
             bad("forward", dev("maybe_compile"), None, True, cpu),
             bad("compile", dev("maybe_compile"), tsae(), "yes", cpu),

@@ -46,13 +46,16 @@ from saelab.train.data import init_b_dec, prepare_data
 from saelab.train.firing import step_firing
 from saelab.train.memory import keep_freed_memory
 from saelab.train.device import PRECISIONS, autocast, maybe_compile, set_tf32, use_bf16
-from saelab.train.guard import DivergenceGuard, TrainingDivergedError, check_lr_fits
+from saelab.train.guard import (DivergenceGuard, TrainingDivergedError, check_lr_fits,
+                                final_check)
 from saelab.train.pairs import data_width, split_target, step_forward
 from saelab.train.state import Checkpointer, loop_state
+from saelab.train.stopping import (StopRequest, check_stop, stop_agreed, stop_early,
+                                   stop_on_signals)
 from saelab.train.window import Window, log_row
 
 __all__ = ["TrainConfig", "TrainHistory", "TrainResult", "TrainingDivergedError", "train_sae",
-           "B_DEC_INITS", "SPARSE_MIN_RATIO", "use_sparse_path"]
+           "B_DEC_INITS", "SPARSE_MIN_RATIO", "use_sparse_path", "StopRequest", "stop_on_signals"]
 
 B_DEC_INITS = ("geometric_median", "mean", "zeros")
 SPARSE_MIN_RATIO = 8  # sparse path when d_sae >= 8 k: measured faster down to d_sae = 16 k
@@ -171,24 +174,9 @@ def _make_adam(params, cfg: TrainConfig) -> torch.optim.Adam:
         return torch.optim.Adam(params, **kw)
 
 
-@torch.no_grad()
-def _final_check(sae, guard: DivergenceGuard, x: torch.Tensor, target: torch.Tensor, done: int,
-                 history, lr, reduce) -> None:
-    """Evaluate the weights after the last optimizer step once, as they will be used (eval)."""
-    was_training = sae.training
-    sae.eval()
-    try:
-        out = step_forward(sae, sparse=False)(x, None, target)  # eval: the dense path
-        guard.watch(out.loss, done)
-        guard.check(sae, out.recon_loss * x.shape[0], target, at=done, weights_after=done,
-                    history=history, lr=lr, reduce=reduce)
-    finally:
-        sae.train(was_training)
-
-
 def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
               callback: Callable[[int, object], None] | None = None, *, checkpoint_dir=None,
-              checkpoint_every: int = 0, resume_from=None) -> TrainResult:
+              checkpoint_every: int = 0, resume_from=None, stop=None) -> TrainResult:
     """Train ``sae`` in place with Adam; return its history. Introduced in Chapter 2.
 
     Parameters
@@ -210,6 +198,10 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
     checkpoint_dir, checkpoint_every, resume_from : optional
         Training-state checkpoints (saelab.train.state): into ``checkpoint_dir`` every
         ``checkpoint_every`` steps and after the last; resume from a file or folder of them.
+    stop : object with ``is_set()``, optional
+        Once set (saelab.train.stop_on_signals sets it on SIGTERM or Ctrl-C), training ends
+        after the current step, with a checkpoint of that step in ``checkpoint_dir`` and a
+        warning (saelab.train.stopping; under torch.distributed, at the next history row).
 
     Returns
     -------
@@ -233,6 +225,7 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
     if not isinstance(sae, torch.nn.Module) or not hasattr(sae, "cfg"):
         raise ValueError(f"sae must be a saelab torch SAE, got {type(sae).__name__}")
     family, d_sae = sae.cfg.family, sae.cfg.d_sae
+    check_stop(stop)
     if cfg.resample_every > 0 and family != "l1":
         raise ValueError(f"resample_every must be 0 for a {family} SAE (resampling is for L1 "
                          f"SAEs; TopK uses AuxK), got {cfg.resample_every}")
@@ -332,12 +325,16 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
                     callback(done, sae)
             ckpt.after_step(done, tokens, lr, loop)
             bar.update(1)
+            if (stop is not None and done < cfg.n_steps
+                    and stop_agreed(stop, done, cfg.log_every, world_size, device)):
+                stop_early(stop, ckpt, done, tokens, lr, loop, cfg.n_steps)
+                break
         if window.n_steps > 0:  # the last, partial window
             log_row(window, history, done, tokens, tracker, lr, bar)
             if callback is not None and rank == 0:
                 callback(done, sae)
         if x is not None:
-            _final_check(sae, guard, x, target, done, history, lr, reduce)
+            final_check(sae, guard, x, target, done, history, lr, reduce)
     except KeyboardInterrupt as interrupt:
         sae.apply_constraints()  # the interrupt may have come between Adam and the projection
         if window.n_steps > 0:

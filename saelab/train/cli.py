@@ -3,8 +3,10 @@
 Data comes from a folder of cached activation shards (``saelab.lm.iter_activations(...,
 cache_dir=...)`` writes one) streamed in a seeded order, or is harvested on the fly from a model
 and text files. Training is :func:`saelab.train.train_sae`, with training-state checkpoints
-every ``--checkpoint-every`` steps and ``--resume`` (:mod:`saelab.train.state`); the trained SAE
-is written with :func:`saelab.checkpoint.save_sae` (and, with ``--saelens-dir``, as an SAELens
+every ``--checkpoint-every`` steps and ``--resume`` (:mod:`saelab.train.state`). SIGTERM (a
+scheduler's notice before preemption) or Ctrl-C ends training after the current step with a
+checkpoint of it (:mod:`saelab.train.stopping`) and exit code 128 + the signal's number; under
+torchrun the ranks agree at the next history row (``--log-every``). The trained SAE is written with :func:`saelab.checkpoint.save_sae` (and, with ``--saelens-dir``, as an SAELens
 folder). Under ``torchrun --nproc_per_node N -m saelab.train.cli ...`` every process joins the
 process group (gloo on CPU, nccl on CUDA) and reads its own part of the data
 (:mod:`saelab.train.streams`); rank 0 writes the checkpoints and the SAE.
@@ -20,10 +22,12 @@ Chapter 4 and book/training_at_scale.md ("Resuming and the command line").
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -236,7 +240,7 @@ def _check_args(args) -> None:
 def _train(args) -> int:
     from saelab.checkpoint import save_sae
     from saelab.torch_sae import make_sae
-    from saelab.train import TrainConfig, TrainingDivergedError, train_sae
+    from saelab.train import TrainConfig, TrainingDivergedError, stop_on_signals, train_sae
 
     _check_args(args)
     rank, world = _world()  # under torchrun on CUDA: this rank's GPU is the current device
@@ -255,15 +259,22 @@ def _train(args) -> int:
         raise _UsageError(f"bad training settings: {err}") from err
     torch.manual_seed(args.seed)
     sae = make_sae(sae_cfg, device=device)
-    try:
-        result = train_sae(sae, stream, cfg, progress=not args.no_progress,
-                           checkpoint_dir=args.checkpoint_dir,
-                           checkpoint_every=args.checkpoint_every, resume_from=_resume_path(args))
+    in_main = threading.current_thread() is threading.main_thread()
+    try:  # SIGTERM or Ctrl-C: stop after the current step, with a checkpoint of it
+        with stop_on_signals() if in_main else contextlib.nullcontext() as stop:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "training stopped on")  # said below instead
+                result = train_sae(sae, stream, cfg, progress=not args.no_progress,
+                                   checkpoint_dir=args.checkpoint_dir,
+                                   checkpoint_every=args.checkpoint_every,
+                                   resume_from=_resume_path(args), stop=stop)
     except TrainingDivergedError as err:
         print(f"training diverged: {err}", file=sys.stderr)
         return 1
     except (ValueError, FileNotFoundError) as err:
         raise _UsageError(str(err)) from err
+    if stop is not None and stop.is_set():
+        return _stopped(args, stop, result, sae, rank)
     if rank == 0:
         save_sae(sae, args.out)
         if args.history:
@@ -277,6 +288,24 @@ def _train(args) -> int:
               f"{last.step[-1] if last.step else 0} steps, FVU "
               f"{last.fvu[-1] if last.fvu else float('nan'):.4f}; wrote {args.out}")
     return 0
+
+
+def _stopped(args, stop, result, sae, rank: int) -> int:
+    """Training stopped early on a signal: say where its state is; exit code 128 + signal."""
+    from saelab.checkpoint import save_sae
+    from saelab.train.state import latest_checkpoint
+
+    done = result.history.step[-1] if result.history.step else 0
+    if rank == 0:
+        if args.checkpoint_dir is not None:
+            where = (f"checkpoint {latest_checkpoint(args.checkpoint_dir)}; continue with the "
+                     f"same command and --resume")
+        else:  # no training state to resume from: keep at least the weights
+            save_sae(sae, args.out)
+            where = f"no --checkpoint-dir, so the SAE so far (partial) is in {args.out}"
+        print(f"stopped on {stop.reason()} after step {done} of {args.steps}: {where}",
+              file=sys.stderr)
+    return 128 + (stop.signum or 0)
 
 
 def main(argv: list[str] | None = None) -> int:

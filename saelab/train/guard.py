@@ -27,6 +27,7 @@ import numbers
 import torch
 
 from saelab._checks import check_float_dtype, check_instance, check_positive, check_sae
+from saelab.train.pairs import step_forward
 
 __all__ = ["TrainingDivergedError", "DivergenceGuard", "check_lr_fits"]
 
@@ -117,3 +118,18 @@ class DivergenceGuard:
             return (f"the FVU on the training batch grew to {fvu:.3g}, past the bound "
                     f"{self.fvu_bound:.3g} (max_fvu_growth times the first step's)"), step
         return None, step
+
+
+@torch.no_grad()
+def final_check(sae, guard: DivergenceGuard, x: torch.Tensor, target: torch.Tensor, done: int,
+                history, lr, reduce) -> None:
+    """Evaluate the weights after the last optimizer step once, as they will be used (eval)."""
+    was_training = sae.training
+    sae.eval()
+    try:
+        out = step_forward(sae, sparse=False)(x, None, target)  # eval: the dense path
+        guard.watch(out.loss, done)
+        guard.check(sae, out.recon_loss * x.shape[0], target, at=done, weights_after=done,
+                    history=history, lr=lr, reduce=reduce)
+    finally:
+        sae.train(was_training)

@@ -130,7 +130,7 @@ class Checkpointer:
         self.dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.every, self.cfg, self.data = checkpoint_every, cfg, data
         self.kind, self.rank, self.world_size = _data_kind(data), rank, world_size
-        self.tensors, self.meta = None, None
+        self.tensors, self.meta, self.saved_step = None, None, None
         if resume_from is not None:
             self.tensors, self.meta = load_train_state(resume_from)
             _refuse_mismatch(self.meta, cfg, sae.cfg)
@@ -219,12 +219,22 @@ class Checkpointer:
             return None
         return self.save(done, tokens, lr, loop)
 
+    def save_unless_saved(self, done: int, tokens: int, lr: float, loop) -> Path | None:
+        """The checkpoint of step ``done`` (training stops early): written now unless
+        ``after_step`` just wrote it; None without ``checkpoint_dir`` and on ranks above 0."""
+        if self.dir is None:
+            return None
+        if self.saved_step == done:
+            return self.dir / f"{_PREFIX}{done:08d}{_SUFFIX}" if self.rank == 0 else None
+        return self.save(done, tokens, lr, loop)
+
     @torch.no_grad()
     def save(self, done: int, tokens: int, lr: float, loop) -> Path | None:
         """Write ``checkpoint_dir/step_<done>.safetensors`` (rank 0; collective under dist)."""
         window = loop.window.sums
         first_bad = loop.guard.first_bad
         first_bad = torch.zeros((), dtype=torch.long) if first_bad is None else first_bad
+        self.saved_step = done
         positions = [self.data.position()] if self.kind == "stream" else None
         if self.world_size > 1:  # every rank takes part, rank 0 writes
             window = train_dist.sum_over_ranks(window)
