@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                "  python -m saelab.train.cli ... --resume     # continue from ckpt's latest\n"
                "  torchrun --nproc_per_node 4 -m saelab.train.cli --shards acts/ ...\n"
                "  python -m saelab.train.cli --model saelab-tiny --hook blocks.2.hook_resid_pre "
-               "--corpus texts/ --family l1 --l1-coeff 1 --expansion 8 --out sae.safetensors",
+               "--corpus texts/ --family l1 --l1-coeff 1 --expansion 8 --out sae.safetensors\n\n"
+               "SIGTERM or Ctrl-C stops after the current step with a checkpoint of it in\n"
+               "--checkpoint-dir (exit code 143 or 130); --resume continues.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     data = p.add_argument_group("data (give --shards, or --model with --hook and --corpus)")
     src = data.add_mutually_exclusive_group(required=True)
