@@ -248,7 +248,8 @@ def train_sae(sae, data, cfg: TrainConfig | None = None, progress: bool = True,
                         world_size)  # checks the checkpoint's settings; rewinds a stream
     g = torch.Generator().manual_seed(cfg.seed)  # batch order and resampling draws
     batches, sample, draw_pool = prepare_data(data, cfg, data_width(sae), g)
-    init_b_dec(sae, split_target(sae, sample)[1].to(device, dtype), cfg.b_dec_init)
+    if not ckpt.resumed:  # a resume loads b_dec with the other weights
+        init_b_dec(sae, split_target(sae, sample)[1].to(device, dtype), cfg.b_dec_init)
     reduce = None
     if world_size > 1:
         train_dist.broadcast_state(sae)  # every rank starts from rank 0's weights
