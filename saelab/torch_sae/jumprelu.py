@@ -32,6 +32,14 @@ def rectangle(u: torch.Tensor) -> torch.Tensor:
     return (u.abs() < 0.5).to(u.dtype)
 
 
+def _in_window(z: torch.Tensor, threshold: torch.Tensor, eps: float,
+               grad: torch.Tensor) -> torch.Tensor:
+    """K((z - theta) / eps) * grad, as a select: the kernel is 0 or 1, so the product is grad
+    where |z - theta| / eps < 1/2 and 0 elsewhere, without a float copy of the kernel or a
+    multiplication pass over [batch, d_sae]."""
+    return torch.where(((z - threshold) / eps).abs() < 0.5, grad, 0.0)  # [batch, d_sae]
+
+
 class JumpReLUFunction(torch.autograd.Function):
     """f = z * H(z - theta) with the pseudo-gradient for theta (Chapter 4)."""
 
@@ -46,10 +54,9 @@ class JumpReLUFunction(torch.autograd.Function):
     def backward(ctx, grad_f):
         z, threshold = ctx.saved_tensors
         eps = ctx.bandwidth
-        grad_z = grad_f * (z > threshold).to(z.dtype)  # [batch, d_sae]
-        kernel = rectangle((z - threshold) / eps)  # [batch, d_sae]
-        grad_threshold = (-(threshold / eps) * kernel * grad_f).sum(dim=0)  # [d_sae]
-        return grad_z, grad_threshold, None
+        grad_z = torch.where(z > threshold, grad_f, 0.0)  # [batch, d_sae]: grad_f * H(z - theta)
+        grad_threshold = (-(threshold / eps) * _in_window(z, threshold, eps, grad_f)).sum(dim=0)
+        return grad_z, grad_threshold, None  # grad_threshold: [d_sae]
 
 
 class StepFunction(torch.autograd.Function):
@@ -66,8 +73,7 @@ class StepFunction(torch.autograd.Function):
     def backward(ctx, grad_h):
         z, threshold = ctx.saved_tensors
         eps = ctx.bandwidth
-        kernel = rectangle((z - threshold) / eps)  # [batch, d_sae]
-        grad_threshold = (-(1.0 / eps) * kernel * grad_h).sum(dim=0)  # [d_sae]
+        grad_threshold = (-(1.0 / eps) * _in_window(z, threshold, eps, grad_h)).sum(dim=0)
         return None, grad_threshold, None  # None: d H / d z = 0, without a tensor of zeros
 
 
