@@ -44,6 +44,7 @@ def _signal_at(step, signum=signal.SIGTERM):
 
 def test_sigterm_stops_after_the_step_and_a_resume_ends_where_one_run_does(tmp_path):
     full, full_result = _run()
+    before = signal.getsignal(signal.SIGTERM)
     with stop_on_signals() as stop, pytest.warns(UserWarning, match="stopped on SIGTERM after "
                                                  "8 of 30 steps; checkpoint .*step_00000008"):
         _, stopped = _run(checkpoint_dir=tmp_path, stop=stop, callback=_signal_at(8))
@@ -55,7 +56,7 @@ def test_sigterm_stops_after_the_step_and_a_resume_ends_where_one_run_does(tmp_p
     for name, t in full.state_dict().items():
         assert torch.equal(t, resumed.state_dict()[name]), name
     assert resumed_result.history == full_result.history
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the old handler is back
+    assert signal.getsignal(signal.SIGTERM) == before  # the old handler is back
 
 
 @pytest.mark.parametrize("every", [5, 4])
@@ -77,14 +78,18 @@ def test_a_request_writes_the_checkpoint_of_its_step_once(every, tmp_path, monke
 
 
 def test_second_sigint_raises_keyboard_interrupt_and_handlers_are_restored():
-    before = signal.getsignal(signal.SIGINT)
-    with stop_on_signals((signal.SIGINT,)) as stop:
-        os.kill(os.getpid(), signal.SIGINT)
-        assert stop.is_set() and stop.reason() == "SIGINT"
-        with pytest.raises(KeyboardInterrupt):
+    # Python's own SIGINT handler, as in a terminal (a pytest-xdist worker may ignore SIGINT)
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with stop_on_signals((signal.SIGINT,)) as stop:
             os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(1)  # the handler runs between bytecodes of this thread
-    assert signal.getsignal(signal.SIGINT) is before
+            assert stop.is_set() and stop.reason() == "SIGINT"
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1)  # the handler runs between bytecodes of this thread
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, outer)
 
 
 def test_no_checkpoint_dir_says_so_and_a_set_stop_ends_after_the_first_step():
