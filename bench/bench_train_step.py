@@ -159,7 +159,8 @@ def dictionary_learning_step(family, d_in, d_sae, x, dead):
     counter = [1]  # from step 1: step 0 fits b_dec to the geometric median of the batch
 
     def step():
-        if family == "topk":  # the same latents dead as for the others, so its AuxK runs
+        if family == "topk":  # mark the others' dead latents silent, so its AuxK runs (its
+            # step resets those that fire in this batch before AuxK: a few fewer dead)
             trainer.num_tokens_since_fired[dead] = trainer.dead_feature_threshold
         trainer.update(counter[0], x)
         counter[0] += 1

@@ -16,13 +16,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_configure(config):
-    """nbval's kernels start over Unix-domain sockets too (see ``kernel_manager_class``)."""
+    """nbval's kernels start over Unix-domain sockets too (tests/kernel_helpers.py)."""
     if config.pluginmanager.hasplugin("nbval"):
         import nbval.kernel
 
-        from kernel_helpers import kernel_manager_class
+        from kernel_helpers import SUITE_KERNEL_MANAGER
 
-        nbval.kernel.KernelManager = kernel_manager_class()
+        nbval.kernel.KernelManager = SUITE_KERNEL_MANAGER
 
 
 def toc_files() -> list[str]:

@@ -2,7 +2,7 @@
 import os
 
 import pytest
-from kernel_helpers import kernel_manager_class
+from kernel_helpers import SUITE_KERNEL_MANAGER
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="Unix-domain sockets need POSIX")
 
@@ -12,11 +12,11 @@ def test_nbval_starts_its_kernels_with_the_suite_manager(pytestconfig):
         pytest.skip("nbval is not installed")
     import nbval.kernel
 
-    assert nbval.kernel.KernelManager.__name__ == "IPCKernelManager"
+    assert nbval.kernel.KernelManager is SUITE_KERNEL_MANAGER
 
 
 def test_a_kernel_runs_code_over_ipc_and_leaves_no_socket_files(tmp_path):
-    km = kernel_manager_class()(kernel_name="python3")
+    km = SUITE_KERNEL_MANAGER(kernel_name="python3")
     km.start_kernel(cwd=str(tmp_path))  # the kernel runs in another folder than the client
     folder = os.path.dirname(km.ip)
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from kernel_helpers import kernel_manager_class
+from kernel_helpers import SUITE_KERNEL_MANAGER
 
 from saelab import colab
 from saelab.exercises.learner import LEARNER_DIR, make_learner_files
@@ -87,7 +87,7 @@ def test_learner_notebook_runs_with_only_the_exercises_failing(name, tmp_path):
 
     nb = _learner(name)
     NotebookClient(nb, timeout=900, kernel_name="python3", allow_errors=True,
-                   kernel_manager_class=kernel_manager_class(),
+                   kernel_manager_class=SUITE_KERNEL_MANAGER,
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     errors = {i: next(o for o in c.outputs if o.output_type == "error")
               for i, c in enumerate(nb.cells)

@@ -103,9 +103,10 @@ def test_no_checkpoint_dir_says_so_and_a_set_stop_ends_after_the_first_step():
 def test_bad_arguments_name_the_argument():
     with pytest.raises(ValueError, match="stop must have an is_set"):
         _run(stop=True)
-    with pytest.raises(ValueError, match="signals must be a sequence"):
-        with stop_on_signals(signal.SIGTERM):
-            pass
+    for signals in (signal.SIGTERM, (99999,), ("SIGTERM",)):
+        with pytest.raises(ValueError, match="signals must be a sequence"):
+            with stop_on_signals(signals):
+                pass
     with pytest.raises(ValueError, match="signum must be a signal number"):
         StopRequest().set("TERM")
     errors = []

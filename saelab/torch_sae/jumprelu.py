@@ -27,17 +27,11 @@ from saelab.torch_sae.base import BaseSAE
 THRESHOLD_FLOOR = 1e-6  # theta never goes below this after a step: keeps f >= 0 and H meaningful
 
 
-def rectangle(u: torch.Tensor) -> torch.Tensor:
-    """Rectangle kernel K(u) = 1[|u| < 1/2], same shape and dtype as u (Chapter 4)."""
-    return (u.abs() < 0.5).to(u.dtype)
-
-
-def _in_window(z: torch.Tensor, threshold: torch.Tensor, eps: float,
-               grad: torch.Tensor) -> torch.Tensor:
-    """K((z - theta) / eps) * grad, as a select: the kernel is 0 or 1, so the product is grad
-    where |z - theta| / eps < 1/2 and 0 elsewhere, without a float copy of the kernel or a
-    multiplication pass over [batch, d_sae]."""
-    return torch.where(((z - threshold) / eps).abs() < 0.5, grad, 0.0)  # [batch, d_sae]
+def rectangle_times(u: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """K(u) * grad for the rectangle kernel K(u) = 1[|u| < 1/2] (Chapter 4), as a select: K is 0
+    or 1, so this is grad where |u| < 1/2 and 0 elsewhere, with no float copy of K and no
+    multiplication pass over [batch, d_sae]. (The NumPy twin builds K itself: ``rectangle``.)"""
+    return torch.where(u.abs() < 0.5, grad, 0.0)  # [batch, d_sae]
 
 
 class JumpReLUFunction(torch.autograd.Function):
@@ -55,7 +49,8 @@ class JumpReLUFunction(torch.autograd.Function):
         z, threshold = ctx.saved_tensors
         eps = ctx.bandwidth
         grad_z = torch.where(z > threshold, grad_f, 0.0)  # [batch, d_sae]: grad_f * H(z - theta)
-        grad_threshold = (-(threshold / eps) * _in_window(z, threshold, eps, grad_f)).sum(dim=0)
+        in_kernel = rectangle_times((z - threshold) / eps, grad_f)  # [batch, d_sae]
+        grad_threshold = (-(threshold / eps) * in_kernel).sum(dim=0)
         return grad_z, grad_threshold, None  # grad_threshold: [d_sae]
 
 
@@ -73,7 +68,8 @@ class StepFunction(torch.autograd.Function):
     def backward(ctx, grad_h):
         z, threshold = ctx.saved_tensors
         eps = ctx.bandwidth
-        grad_threshold = (-(1.0 / eps) * _in_window(z, threshold, eps, grad_h)).sum(dim=0)
+        in_kernel = rectangle_times((z - threshold) / eps, grad_h)  # [batch, d_sae]
+        grad_threshold = (-(1.0 / eps) * in_kernel).sum(dim=0)
         return None, grad_threshold, None  # None: d H / d z = 0, without a tensor of zeros
 
 

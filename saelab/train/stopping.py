@@ -57,10 +57,11 @@ def stop_on_signals(signals=(signal.SIGTERM, signal.SIGINT)):
     """Within the block, the first of ``signals`` sets the yielded :class:`StopRequest` instead
     of ending the process; the old handlers are back when the block ends. Main thread only (the
     only thread Python lets set signal handlers)."""
-    if isinstance(signals, (int, str)) or not all(isinstance(s, int) for s in signals):
+    valid = set(signal.valid_signals())
+    if (isinstance(signals, (int, str)) or not all(isinstance(s, int) for s in signals)
+            or not set(signals) <= valid):
         raise ValueError(f"signals must be a sequence of signal numbers (signal.SIGTERM, ...), "
                          f"got {signals!r}")
-    signals = tuple(signal.Signals(s) for s in signals)
     if threading.current_thread() is not threading.main_thread():
         raise ValueError("stop_on_signals must be entered in the main thread (Python only lets "
                          "the main thread set signal handlers); in another thread, pass a "
